@@ -1,0 +1,134 @@
+"""Everything a user sees before deploying, computed from the plan's graph.
+
+``design_preview`` is what the design page calls on every (debounced) keystroke, so it is cached
+by the hash of the normalised spec and the cost assumptions: a spec seen before is a cache hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+from django.core.cache import cache
+from django.template.loader import render_to_string
+from redis.exceptions import RedisError
+
+from designer.cost import Assumptions, estimate_cost
+from designer.diagram import render_svg
+from designer.graph import ResourceGraph
+from designer.plan import plan
+from designer.spec import Issue, Spec, validate_spec
+from designer.tables import route_tables, security_group_rules
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the preview's output changes shape, so stale cache entries are never served.
+PREVIEW_VERSION = "1"
+
+
+def plan_document(*, spec: Spec, assumptions: Assumptions | None = None) -> dict[str, Any]:
+    """The plan and its views as one JSON-able document (CLI `plan --json`, preview, API)."""
+    graph = plan(spec)
+    cost = estimate_cost(graph, assumptions or Assumptions())
+    return {
+        "resources": graph.to_json(),
+        "route_tables": route_tables(graph),
+        "security_groups": security_group_rules(graph),
+        "cost": cost,
+    }
+
+
+def graph_summary(graph: ResourceGraph) -> str:
+    """One sentence describing the topology, for captions and the diagram's text alternative."""
+    roles = Counter(n.meta.get("role") for n in graph.of_type("AWS::EC2::Subnet"))
+    vpc = next(iter(graph.of_type("AWS::EC2::VPC")), None)
+    nats = len(graph.of_type("AWS::EC2::NatGateway"))
+    api = (
+        "an internal ALB with an Auto Scaling group"
+        if graph.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer")
+        else "one EC2 instance"
+    )
+    parts = [
+        f"VPC {vpc.properties.get('CidrBlock')}" if vpc else "VPC",
+        f"Lambda in {roles['lambda']} private subnet{'s' if roles['lambda'] != 1 else ''}",
+        f"API ({api}) in {roles['api']} private subnet{'s' if roles['api'] != 1 else ''}",
+        f"{nats} NAT gateway{'s' if nats != 1 else ''}" if nats else "no NAT gateway",
+    ]
+    return ", ".join(parts) + "."
+
+
+def _cache_key(spec: Spec, assumptions: Assumptions) -> str:
+    blob = json.dumps(
+        {"v": PREVIEW_VERSION, "spec": spec.to_json(), "assumptions": asdict(assumptions)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "preview:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except RedisError:
+        logger.warning("preview cache unavailable; rendering without it", exc_info=True)
+        return None
+
+
+def _cache_set(key: str, value: Any) -> None:
+    try:
+        cache.set(key, value)
+    except RedisError:
+        logger.warning("preview cache unavailable; result not cached", exc_info=True)
+
+
+def _render_panel(spec: Spec, assumptions: Assumptions) -> str:
+    graph = plan(spec)
+    cost = estimate_cost(graph, assumptions)
+    comparison = cost.get("nat_comparison")
+    if comparison:
+        comparison["delta_abs"] = abs(comparison["delta_monthly_usd"])
+    context = {
+        "svg": render_svg(graph),
+        "summary": graph_summary(graph),
+        "route_tables": route_tables(graph),
+        "security_groups": security_group_rules(graph),
+        "cost": cost,
+        "resources": graph.to_json(),
+    }
+    return render_to_string("designer/_preview.html", {"preview": context})
+
+
+def design_preview(
+    *,
+    spec_data: Any,
+    assumptions_data: Any = None,
+    extra_errors: list[Issue] | None = None,
+) -> dict[str, Any]:
+    """Validate a spec and, when it is valid, the rendered preview panel (cached by hash).
+
+    Returns ``{"valid", "errors", "warnings", "assumption_errors", "html"}``; ``html`` is None
+    when the spec is invalid so the page keeps showing the last valid topology.
+    """
+    result = validate_spec(spec_data)
+    assumptions, assumption_errors = Assumptions.from_mapping(assumptions_data or {})
+    errors = [*(extra_errors or []), *result.errors]
+    out: dict[str, Any] = {
+        "valid": not errors,
+        "errors": [e.to_json() for e in errors],
+        "warnings": [w.to_json() for w in result.warnings],
+        "assumption_errors": [e.to_json() for e in assumption_errors],
+        "html": None,
+    }
+    if errors or result.spec is None:
+        return out
+    key = _cache_key(result.spec, assumptions)
+    html = _cache_get(key)
+    if html is None:
+        html = _render_panel(result.spec, assumptions)
+        _cache_set(key, html)
+    out["html"] = html
+    return out

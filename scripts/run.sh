@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make run`: migrate, start what is missing (Redis, the AWS emulator), a Celery worker and the
+# web server, then print the URL and the demo login. Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+BIN=.venv/bin
+mkdir -p .run
+
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:5000}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-sandbox}        # the emulator accepts any key
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-sandbox}
+export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+ensure_redis
+
+emu=${AWS_ENDPOINT_URL#*://}; emu_host=${emu%%:*}; emu_port=${emu##*:}; emu_port=${emu_port%%/*}
+if port_open "$emu_host" "$emu_port"; then
+  echo "AWS emulator already running at $AWS_ENDPOINT_URL"
+else
+  echo "Starting the AWS emulator (moto server) at $AWS_ENDPOINT_URL"
+  $BIN/moto_server -H "$emu_host" -p "$emu_port" >.run/moto.log 2>&1 &
+  pids+=($!)
+fi
+
+$BIN/python manage.py migrate --noinput
+$BIN/python manage.py gantry_demo | tee .run/login.txt
+
+$BIN/celery -A celery_app worker --loglevel INFO --concurrency 2 >.run/worker.log 2>&1 &
+pids+=($!)
+
+if port_open "$HOST" "$PORT"; then
+  echo "Port $PORT is taken; set PORT=... to use another." >&2
+  exit 1
+fi
+echo
+echo "Gantry is starting at http://$HOST:$PORT/  ($(cat .run/login.txt))"
+echo "Logs: .run/worker.log, .run/moto.log. Stop with Ctrl-C."
+echo
+$BIN/uvicorn gantry.asgi:application --host "$HOST" --port "$PORT" --log-level info &
+pids+=($!)
+wait "${pids[-1]}"

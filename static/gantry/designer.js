@@ -1,0 +1,173 @@
+// The design page: live preview, inline errors and per-AZ rows, without a page reload.
+// The server does all validation and drawing (one validator, one plan); this script only
+// posts the form, debounced, and places what comes back.
+(function () {
+  "use strict";
+  const form = document.getElementById("design-form");
+  if (!form) return;
+  const previewUrl = form.dataset.previewUrl;
+  const preview = document.getElementById("preview");
+  const statusEl = document.getElementById("preview-status");
+  const summary = document.getElementById("error-summary");
+  const warningsBox = document.getElementById("warnings");
+  const warningList = document.getElementById("warning-list");
+  const saveButton = document.getElementById("save-button");
+  const regionAzs = JSON.parse(document.getElementById("region-azs").textContent);
+  const DEBOUNCE_MS = 250;
+  let timer = null;
+  let inflight = null;
+  let seq = 0;
+
+  function azName(region, index) {
+    const letters = regionAzs[region] || "";
+    return index < letters.length ? region + letters[index] : "(no AZ " + (index + 1) + " in " + region + ")";
+  }
+
+  function relabelRows() {
+    const region = (form.elements.region || {}).value || "us-east-1";
+    form.querySelectorAll("fieldset[data-list]").forEach(function (fs) {
+      const list = fs.dataset.list;
+      fs.querySelectorAll("li.row").forEach(function (li, i) {
+        const inputs = li.querySelectorAll("input");
+        const az = li.querySelector(".az");
+        if (az) az.textContent = azName(region, i);
+        if (list === "tags") {
+          const labels = li.querySelectorAll("label");
+          inputs[0].id = "id_tag_key_" + i; labels[0].htmlFor = inputs[0].id;
+          inputs[1].id = "id_tag_value_" + i; labels[1].htmlFor = inputs[1].id;
+          li.querySelector("[data-remove-row]").setAttribute("aria-label", "Remove tag " + (i + 1));
+          return;
+        }
+        const input = inputs[0];
+        input.name = list;
+        input.id = "id_" + list + "_" + i;
+        li.querySelector("label").htmlFor = input.id;
+        const err = li.querySelector(".field-error");
+        err.dataset.errorFor = list;
+        err.dataset.index = String(i);
+        err.id = "err-" + list + "-" + i;
+        input.setAttribute("aria-describedby", "help-" + list + " " + err.id);
+        const kind = fs.querySelector("legend").textContent.split(" ")[0];
+        const kindEl = li.querySelector(".kind");
+        if (kindEl) kindEl.textContent = kind;
+        li.querySelector("[data-remove-row]").setAttribute("aria-label", "Remove " + kind.toLowerCase() + " subnet " + (i + 1));
+      });
+    });
+  }
+
+  function clearErrors() {
+    form.querySelectorAll(".field-error").forEach(function (el) { el.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+  }
+
+  function placeError(issue) {
+    let sel = '.field-error[data-error-for="' + CSS.escape(issue.field) + '"]';
+    let target = null;
+    if (issue.index !== undefined && issue.index !== null) {
+      target = form.querySelector(sel + '[data-index="' + issue.index + '"]');
+    }
+    if (!target) target = form.querySelector(sel + ":not([data-index])");
+    if (!target) target = form.querySelector('.field-error[data-error-for="spec"]');
+    target.textContent = (target.textContent ? target.textContent + " " : "") + issue.message;
+    const input = target.id ? form.querySelector('[aria-describedby~="' + target.id + '"]') : null;
+    if (input) input.setAttribute("aria-invalid", "true");
+  }
+
+  function setValidity(errorCount) {
+    const invalid = errorCount > 0;
+    saveButton.disabled = invalid;
+    form.querySelectorAll("[data-needs-valid]").forEach(function (b) { b.disabled = invalid; });
+    document.querySelectorAll("[data-deploy]").forEach(function (b) { b.disabled = invalid; });
+    summary.hidden = !invalid;
+    summary.textContent = invalid ? "Fix " + errorCount + " problem" + (errorCount === 1 ? "" : "s") + " to save this design." : "";
+    preview.classList.toggle("stale", invalid);
+  }
+
+  function showWarnings(warnings) {
+    warningList.replaceChildren();
+    warnings.forEach(function (w) {
+      const li = document.createElement("li");
+      li.dataset.field = w.field;
+      const code = document.createElement("code");
+      code.textContent = w.field;
+      li.append(code, " " + w.message);
+      warningList.append(li);
+    });
+    warningsBox.hidden = warnings.length === 0;
+  }
+
+  function apply(data) {
+    clearErrors();
+    data.errors.forEach(placeError);
+    (data.assumption_errors || []).forEach(placeError);
+    setValidity(data.errors.length);
+    showWarnings(data.warnings);
+    if (data.html) preview.innerHTML = data.html;
+    statusEl.textContent = data.valid
+      ? "Preview up to date."
+      : "The preview shows the last valid design; fix the highlighted fields to update it.";
+  }
+
+  function refresh() {
+    if (inflight) inflight.abort();
+    inflight = new AbortController();
+    const mine = ++seq;
+    preview.setAttribute("aria-busy", "true");
+    statusEl.textContent = "Updating preview…";
+    fetch(previewUrl, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { "X-CSRFToken": form.elements.csrfmiddlewaretoken.value, "Accept": "application/json" },
+      credentials: "same-origin",
+      signal: inflight.signal,
+    }).then(function (resp) {
+      if (!resp.ok) throw new Error("The preview service answered " + resp.status + ".");
+      return resp.json();
+    }).then(function (data) {
+      if (mine === seq) apply(data);
+    }).catch(function (err) {
+      if (err.name !== "AbortError") statusEl.textContent = "Could not update the preview: " + err.message + " Your input is kept.";
+    }).finally(function () {
+      if (mine === seq) preview.setAttribute("aria-busy", "false");
+    });
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, DEBOUNCE_MS);
+  }
+
+  form.addEventListener("input", schedule);
+  form.addEventListener("change", function (ev) {
+    if (ev.target.name === "region") relabelRows();
+    schedule();
+  });
+
+  form.addEventListener("click", function (ev) {
+    const add = ev.target.closest("[data-add-row]");
+    if (add) {
+      const list = add.dataset.addRow;
+      const fs = add.closest("fieldset");
+      const tpl = document.getElementById(list === "tags" ? "row-template-tags" : "row-template-subnet");
+      const li = tpl.content.firstElementChild.cloneNode(true);
+      fs.querySelector("ol").append(li);
+      relabelRows();
+      li.querySelector("input").focus();
+      schedule();
+      return;
+    }
+    const remove = ev.target.closest("[data-remove-row]");
+    if (remove) {
+      const fs = remove.closest("fieldset");
+      remove.closest("li").remove();
+      relabelRows();
+      fs.querySelector("[data-add-row]").focus();
+      schedule();
+    }
+  });
+
+  relabelRows();
+  // Errors rendered by the server (a failed save) keep their aria-invalid; a fresh page
+  // still asks once so that warnings and the preview reflect exactly what is in the form.
+  refresh();
+})();

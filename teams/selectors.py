@@ -1,0 +1,15 @@
+"""Reads scoped to what a user may see."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from teams.models import Team
+
+
+def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
+    """The teams a user may act for: their own, or every team for staff."""
+    if not user.is_authenticated:
+        return Team.objects.none()
+    if user.is_staff:
+        return Team.objects.all()
+    return Team.objects.filter(memberships__user=user)
