@@ -93,14 +93,26 @@ def main() -> int:
     parser.add_argument("--specs", type=int, default=120)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="gantry-bench-")
+    # Production settings (DEBUG off, persistent DB connections, manifest static files), with
+    # only what plain HTTP on loopback needs relaxed: no TLS redirect, cookies without Secure.
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "gantry.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": uuid.uuid4().hex * 2,
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": f"{tmp}/static",
         "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+        "DATABASE_CONN_MAX_AGE": "60",
         "CACHE_KEY_PREFIX": f"bench-{uuid.uuid4().hex}",
         "LOG_LEVEL": "WARNING",
     }
     py = sys.executable
+    subprocess.run(
+        [py, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
     subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(
         [py, "manage.py", "gantry_demo", "--username", "bench", "--password", "bench-pass-1"],

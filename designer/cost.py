@@ -174,10 +174,12 @@ def estimate_cost(graph: ResourceGraph, assumptions: Assumptions | None = None) 
     """The monthly cost of ``graph``: one item per billed (or notably free) node, and the total.
 
     ``nat_comparison`` weighs the biggest lever, the NAT choice, from this graph alone:
-    ``without_nat_monthly_usd`` removes the NAT gateways and their Elastic IPs and adds the
-    Secrets Manager interface endpoint that ``nat: none`` plans instead (one endpoint network
-    interface per Lambda AZ); for a graph without NAT, ``with_nat_monthly_usd`` does the reverse
-    with one NAT gateway. ``delta_monthly_usd`` is always with-NAT minus without-NAT.
+    ``without_nat_monthly_usd`` is the total minus the NAT items (the NAT gateways with their
+    data processing, and their Elastic IPs); for a graph without NAT, ``with_nat_monthly_usd``
+    adds one NAT gateway and its address. Nothing else differs in price between the NAT
+    choices: the Secrets Manager interface endpoint is in every design (the API reads its
+    credential through it), so it stays on both sides. ``delta_monthly_usd`` is always
+    with-NAT minus without-NAT.
     """
     a = assumptions or Assumptions()
     prices = price_list()
@@ -186,14 +188,11 @@ def estimate_cost(graph: ResourceGraph, assumptions: Assumptions | None = None) 
     region = _region(graph)
     est = _Estimate(p, hours, a)
 
-    lambda_azs: set[str] = set()
     nat_ids: list[str] = []
     for node in graph:
         est.node(graph, node)
         if node.type == "AWS::EC2::NatGateway":
             nat_ids.append(node.logical_id)
-        elif node.type == "AWS::Lambda::Function":
-            lambda_azs |= _subnet_azs(graph, node.properties.get("VpcConfig", {}).get("SubnetIds"))
 
     total = sum((amount for _, _, amount, _ in est.items), Decimal(0))
     result: dict[str, Any] = {
@@ -208,7 +207,7 @@ def estimate_cost(graph: ResourceGraph, assumptions: Assumptions | None = None) 
         ],
         "total_monthly_usd": _cents(total),
         "assumptions": a.to_json(),
-        "nat_comparison": _nat_comparison(graph, est, total, nat_ids, len(lambda_azs)),
+        "nat_comparison": _nat_comparison(graph, est, total, nat_ids),
     }
     if region and region != prices.region:
         result["region_note"] = (
@@ -361,10 +360,17 @@ def _nat_comparison(
     est: _Estimate,
     total: Decimal,
     nat_ids: list[str],
-    lambda_azs: int,
 ) -> dict[str, Any]:
     p, h, a = est.p, est.hours, est.a
     vpc = graph.nodes.get("Vpc")
+    # The plan puts the endpoint in every design, so the NAT choice neither adds nor removes it.
+    stays = (
+        " The Secrets Manager endpoint is in every design (the API reads its credential through "
+        "it), so it stays."
+        if graph.of_type("AWS::EC2::VPCEndpoint")
+        else ""
+    )
+    estimated = " Estimated from this design's resources with the same assumptions."
     if nat_ids:
         eip_ids = {
             ref.logical_id
@@ -375,43 +381,27 @@ def _nat_comparison(
             (amount for lid, _, amount, _ in est.items if lid in nat_ids or lid in eip_ids),
             Decimal(0),
         )
-        endpoint, endpoint_detail = _endpoint(
-            p, h, Decimal(lambda_azs), _dec(a.endpoint_gb_per_month)
-        )
-        with_nat, without_nat = total, total - nat_cost + endpoint
+        with_nat, without_nat = total, total - nat_cost
         choice = (vpc.meta.get("nat") if vpc else None) or (
             "single" if len(nat_ids) == 1 else "per_az"
         )
         detail = (
             f"Without NAT: minus {len(nat_ids)} NAT gateway(s) with their Elastic IPs and data "
-            f"processing (${_cents(nat_cost):.2f}), plus the Secrets Manager interface endpoint "
-            f"that nat: none adds so the Lambda can still read its secret, in {lambda_azs} "
-            f"AZ(s): {endpoint_detail} = ${_cents(endpoint):.2f}. Estimated from this design's "
-            "resources with the same assumptions."
+            f"processing (${_cents(nat_cost):.2f})." + stays + estimated
         )
         result = {"choice": choice, "nat_monthly_usd": _cents(nat_cost)}
     else:
-        endpoints = sum(
-            (
-                amount
-                for lid, _, amount, _ in est.items
-                if graph[lid].type == "AWS::EC2::VPCEndpoint"
-            ),
-            Decimal(0),
-        )
         gb = _dec(a.nat_gb_per_month)
         nat_cost = (
             h * p["nat_gateway_hour"]
             + gb * p["nat_gateway_gb_processed"]
             + h * p["public_ipv4_hour"]
         )
-        with_nat, without_nat = total - endpoints + nat_cost, total
+        with_nat, without_nat = total + nat_cost, total
         detail = (
             f"With one NAT gateway (nat: single): plus {_n(h)} h × {_usd(p['nat_gateway_hour'])} + "
             f"{_n(gb)} GB × {_usd(p['nat_gateway_gb_processed'])} + its Elastic IP {_n(h)} h × "
-            f"{_usd(p['public_ipv4_hour'])} (${_cents(nat_cost):.2f}), minus the Secrets Manager "
-            f"endpoint it makes unnecessary (${_cents(endpoints):.2f}). Estimated from this "
-            "design's resources with the same assumptions."
+            f"{_usd(p['public_ipv4_hour'])} (${_cents(nat_cost):.2f})." + stays + estimated
         )
         result = {"choice": "none", "nat_monthly_usd": _cents(nat_cost), "compared_with": "single"}
     result.update(
@@ -443,14 +433,6 @@ def _template_data(graph: ResourceGraph, asg: ResourceNode) -> Mapping[str, Any]
     if isinstance(ref, Ref) and ref.logical_id in graph:
         return graph[ref.logical_id].properties.get("LaunchTemplateData", {})
     return {}
-
-
-def _subnet_azs(graph: ResourceGraph, subnet_refs: Any) -> set[str]:
-    azs = set()
-    for ref in subnet_refs or []:
-        if isinstance(ref, Ref) and ref.logical_id in graph:
-            azs.add(graph[ref.logical_id].properties.get("AvailabilityZone"))
-    return azs
 
 
 def _region(graph: ResourceGraph) -> str | None:

@@ -201,8 +201,7 @@ class _Planner:
         self.api_routing()
         self.security_groups()
         self.secret()
-        if not self.nat:
-            self.secrets_manager_endpoint()
+        self.secrets_manager_endpoint()
         self.api_identity()
         if self.alb:
             self.api_alb()
@@ -409,10 +408,9 @@ class _Planner:
             groups.append(
                 ("ApiInstanceSecurityGroup", "SG-API-Instances", "API instances behind the ALB")
             )
-        if not self.nat:
-            groups.append(
-                ("EndpointSecurityGroup", "SG-Endpoint", "Secrets Manager interface endpoint")
-            )
+        groups.append(
+            ("EndpointSecurityGroup", "SG-Endpoint", "Secrets Manager interface endpoint")
+        )
         for logical_id, label, purpose in groups:
             self.add(
                 logical_id,
@@ -446,10 +444,13 @@ class _Planner:
                 port,
                 f"ALB to the API instances on {port} (traffic and health checks)",
             )
+        # The Secrets Manager endpoint exists in every design (see secrets_manager_endpoint),
+        # and with private DNS every Secrets Manager call made in the VPC goes to it.
         if self.nat:
-            # Internet over HTTPS through the NAT gateway (Secrets Manager's public endpoint
-            # among others). Kept separate from the API rule even when the API port is 443:
-            # the peers differ and so does the reason.
+            # Internet over HTTPS through the NAT gateway. 0.0.0.0/0 also covers the endpoint's
+            # private addresses, so no second egress rule is needed for it; the endpoint's own
+            # group still has to admit SG-Lambda. Kept separate from the API rule even when the
+            # API port is 443: the peers differ and so does the reason.
             self.add(
                 "LambdaHttpsEgress",
                 "AWS::EC2::SecurityGroupEgress",
@@ -459,14 +460,22 @@ class _Planner:
                     "FromPort": HTTPS_PORT,
                     "ToPort": HTTPS_PORT,
                     "CidrIp": ANYWHERE,
-                    "Description": "Lambda to the internet over HTTPS via NAT",
+                    "Description": "Lambda over HTTPS: the internet via NAT, and the VPC endpoint",
                 },
                 group="security",
                 label="SG-Lambda egress tcp 443 to 0.0.0.0/0",
                 tagged=False,
             )
             self.rules.append("LambdaHttpsEgress")
+            self.ingress(
+                "EndpointFromLambdaIngress",
+                "LambdaSecurityGroup",
+                "EndpointSecurityGroup",
+                HTTPS_PORT,
+                "Lambda to the Secrets Manager endpoint over HTTPS",
+            )
         else:
+            # No internet: HTTPS only to the endpoint, the Lambda's one way to Secrets Manager.
             self.rule_pair(
                 "LambdaToEndpointEgress",
                 "EndpointFromLambdaIngress",
@@ -475,16 +484,17 @@ class _Planner:
                 HTTPS_PORT,
                 "Lambda to the Secrets Manager endpoint over HTTPS",
             )
-            # The API's instances read their credential at boot; without NAT the endpoint is
-            # their only way to Secrets Manager (private DNS points the VPC at it).
-            self.rule_pair(
-                "ApiToEndpointEgress",
-                "EndpointFromApiIngress",
-                self.instance_sg,
-                "EndpointSecurityGroup",
-                HTTPS_PORT,
-                "API instances to the Secrets Manager endpoint over HTTPS",
-            )
+        # The API's instances read their credential at boot, whatever the NAT choice: the API
+        # route table is local-only, so the endpoint is their only way to Secrets Manager. The
+        # rule is on the group the instances carry (SG-API-Instances behind an ALB).
+        self.rule_pair(
+            "ApiToEndpointEgress",
+            "EndpointFromApiIngress",
+            self.instance_sg,
+            "EndpointSecurityGroup",
+            HTTPS_PORT,
+            "API instances to the Secrets Manager endpoint over HTTPS",
+        )
 
     def rule_pair(
         self,
@@ -510,15 +520,30 @@ class _Planner:
             label=f"{src} egress tcp {port} to {dst}",
             tagged=False,
         )
+        self.rules.append(egress_id)
+        self.ingress(ingress_id, source, destination, port, description)
+
+    def ingress(
+        self, logical_id: str, source: str, destination: str, port: int, description: str
+    ) -> None:
+        """An ingress rule on ``destination`` admitting ``source`` on ``port``."""
+        src, dst = self.graph[source].meta["label"], self.graph[destination].meta["label"]
         self.add(
-            ingress_id,
+            logical_id,
             "AWS::EC2::SecurityGroupIngress",
-            {"GroupId": Ref(destination), **common, "SourceSecurityGroupId": Ref(source)},
+            {
+                "GroupId": Ref(destination),
+                "IpProtocol": "tcp",
+                "FromPort": port,
+                "ToPort": port,
+                "Description": description,
+                "SourceSecurityGroupId": Ref(source),
+            },
             group="security",
             label=f"{dst} ingress tcp {port} from {src}",
             tagged=False,
         )
-        self.rules += [egress_id, ingress_id]
+        self.rules.append(logical_id)
 
     def secret(self) -> None:
         self.add(
@@ -535,6 +560,17 @@ class _Planner:
         )
 
     def secrets_manager_endpoint(self) -> None:
+        """The interface endpoint for Secrets Manager, in every design.
+
+        The API's instances read their credential at boot, and the API subnets' route table is
+        local-only whatever the NAT choice, so this endpoint is how they reach Secrets Manager;
+        the NAT choice only decides whether the Lambda also has the internet. Its network
+        interfaces are in the Lambda subnets, one per Lambda AZ: the Lambda, the endpoint's
+        first client on every cold start, reaches it in its own AZ, and the API instances in
+        the API subnets reach it over the VPC's local route. With private DNS the regional
+        ``secretsmanager`` hostname resolves to the endpoint everywhere in the VPC, so every
+        Secrets Manager call made inside it goes through the endpoint, NAT or not.
+        """
         region = self.spec.region
         self.add(
             "SecretsManagerEndpoint",
@@ -585,12 +621,15 @@ class _Planner:
             tagged=False,
         )
 
+    #: What an API instance needs to read its credential through the endpoint at boot (the
+    #: API subnets have no other way to Secrets Manager, with or without NAT).
+    _ENDPOINT_PATH = ("SecretsManagerEndpoint", "ApiToEndpointEgress", "EndpointFromApiIngress")
+
     def _boot_dependencies(self, subnets: list[str]) -> list[str]:
         """What an API instance needs at boot to read its credential."""
         deps = ["ApiInstanceSecretReadPolicy", "ApiSecret"]
         deps += [f"{s}RouteTableAssociation" for s in subnets]
-        if not self.nat:
-            deps += ["SecretsManagerEndpoint", "ApiToEndpointEgress", "EndpointFromApiIngress"]
+        deps += self._ENDPOINT_PATH
         return deps
 
     def api_instance(self) -> None:
@@ -699,7 +738,9 @@ class _Planner:
             group="api",
             label=f"Launch template ({API_INSTANCE_TYPE})",
             tagged=False,
-            after=("ApiInstanceSecretReadPolicy", "ApiSecret"),
+            # What its instances need to read their credential at boot (the group adds the
+            # subnets' route table associations).
+            after=("ApiInstanceSecretReadPolicy", "ApiSecret", *self._ENDPOINT_PATH),
             user_data="placeholder",
             credential_from="ApiSecret",
         )
@@ -779,10 +820,15 @@ class _Planner:
         else:
             api_host, api_ready = Ref("ApiInstance", "PrivateDnsName"), []
         # The function serves traffic as soon as it is Active, so everything its calls cross
-        # exists first: the rules on both sides, the routes, and (without NAT) the endpoint.
-        after = ["LambdaSecretReadPolicy", *self.rules, *self.routes, *self.associations]
-        if not self.nat:
-            after.append("SecretsManagerEndpoint")
+        # exists first: the rules on both sides, the routes, and the Secrets Manager endpoint,
+        # which its cold start reads the API credential through in every design.
+        after = [
+            "LambdaSecretReadPolicy",
+            *self.rules,
+            *self.routes,
+            *self.associations,
+            "SecretsManagerEndpoint",
+        ]
         self.add(
             "LambdaFunction",
             "AWS::Lambda::Function",

@@ -97,6 +97,7 @@ def _render_panel(spec: Spec, assumptions: Assumptions) -> str:
         "route_tables": route_tables(graph),
         "security_groups": security_group_rules(graph),
         "cost": cost,
+        "free_labels": [item["label"] for item in cost["items"] if not item["monthly_usd"]],
         "resources": graph.to_json(),
     }
     return render_to_string("designer/_preview.html", {"preview": context})

@@ -99,9 +99,6 @@ AWS_RESERVED_PER_SUBNET = 5
 #: Lambda subnet, so the headroom decides: a /26 (59 usable addresses) absorbs that churn.
 LAMBDA_SUBNET_MAX_PREFIX = 26
 LAMBDA_MIN_USABLE = 2 ** (32 - LAMBDA_SUBNET_MAX_PREFIX) - AWS_RESERVED_PER_SUBNET
-#: With nat "none" the plan adds an interface endpoint for Secrets Manager: one ENI per AZ,
-#: placed in the Lambda subnets, billed per AZ-hour (0.01 USD x 730 h).
-ENDPOINT_USD_PER_AZ_MONTH = 7.30
 #: ALB nodes: AWS needs at least 8 free addresses in each load balancer subnet so the ALB can add
 #: nodes as it scales, and recommends a /27 or larger subnet.
 ALB_FREE_ADDRESSES_PER_SUBNET = 8
@@ -797,16 +794,12 @@ class _Checker:
                 "second Lambda subnet (one per AZ) for AZ redundancy",
             )
         if nat == "none":
-            cost = f"~${ENDPOINT_USD_PER_AZ_MONTH:.2f}/month per AZ"
-            if lambda_azs:
-                total = ENDPOINT_USD_PER_AZ_MONTH * lambda_azs
-                plural = "s" if lambda_azs > 1 else ""
-                cost += f", ~${total:.2f}/month for your {lambda_azs} AZ{plural}"
             self.warn(
                 "nat",
-                "with nat 'none' the Lambda has no internet access, only the VPC; Gantry adds an "
-                f"interface VPC endpoint so it can still read its secret from Secrets Manager "
-                f"({cost}). Choose 'single' or 'per_az' if the Lambda must call the internet",
+                "with nat 'none' the Lambda has no internet access, only the VPC and the AWS "
+                "services reachable through VPC endpoints (Gantry creates one for Secrets Manager "
+                "in every design). Choose 'single' or 'per_az' if the Lambda must call the "
+                "internet",
             )
             public = self.data.get("public_subnet_cidrs")
             if isinstance(public, list | tuple) and public:
@@ -828,11 +821,11 @@ class _Checker:
 
         Only Lambda subnets and ALB subnets can be too small; see the constants for why.
         """
-        endpoint = self.clean.get("nat") == "none"
         for subnet in self.subnets["lambda_subnet_cidrs"]:
             usable = _usable(subnet.network)
             if usable < LAMBDA_MIN_USABLE:
-                extra = " and the Secrets Manager endpoint's ENI" if endpoint else ""
+                # Every design puts the Secrets Manager endpoint's ENI in the Lambda subnets.
+                extra = " and the Secrets Manager endpoint's ENI"
                 self.warn(
                     "lambda_subnet_cidrs",
                     f"{subnet.network} leaves {usable} usable addresses (AWS reserves "

@@ -99,10 +99,15 @@ def test_article_spec_builds_exactly_the_article_resources_made_production_grade
         "ApiSubnet1RouteTableAssociation",
         "LambdaSecurityGroup",
         "ApiSecurityGroup",
+        "EndpointSecurityGroup",
         "LambdaToApiEgress",
         "ApiFromLambdaIngress",
         "LambdaHttpsEgress",
+        "EndpointFromLambdaIngress",
+        "ApiToEndpointEgress",
+        "EndpointFromApiIngress",
         "ApiSecret",
+        "SecretsManagerEndpoint",
         "ApiInstanceRole",
         "ApiInstanceSecretReadPolicy",
         "ApiInstanceProfile",
@@ -243,7 +248,7 @@ def test_subnets_follow_the_region_azs_in_list_order(spec):
 
 
 @pytest.mark.parametrize("spec", [p for p in VARIANTS if "none-" in p.id])
-def test_without_nat_there_is_no_internet_path_and_an_endpoint_instead(spec):
+def test_without_nat_there_is_no_internet_path(spec):
     graph = plan(spec)  # the spec still lists public CIDRs: they are ignored with nat none
     for type_name in (
         "AWS::EC2::InternetGateway",
@@ -255,21 +260,107 @@ def test_without_nat_there_is_no_internet_path_and_an_endpoint_instead(spec):
         assert graph.of_type(type_name) == [], type_name
     assert not [n for n in graph.of_type("AWS::EC2::Subnet") if n.meta["role"] == "public"]
     assert "LambdaHttpsEgress" not in graph
+    # SG-Lambda: the API port to SG-API and HTTPS to the endpoint's group, nothing else.
+    assert lambda_egress(graph) == {
+        (443, "ApiSecurityGroup"),
+        (443, "EndpointSecurityGroup"),
+    }
+    # One Lambda route table, local route only.
+    assert associated_subnets(graph, "LambdaRouteTable") == ["LambdaSubnet1", "LambdaSubnet2"]
 
+
+def lambda_egress(graph: ResourceGraph) -> set[tuple[int, str]]:
+    """SG-Lambda's egress rules as (port, peer group logical id or CIDR)."""
+    return {
+        (
+            n.properties["FromPort"],
+            n.properties["DestinationSecurityGroupId"].logical_id
+            if "DestinationSecurityGroupId" in n.properties
+            else n.properties["CidrIp"],
+        )
+        for n in graph.of_type("AWS::EC2::SecurityGroupEgress")
+        if n.properties["GroupId"] == Ref("LambdaSecurityGroup")
+    }
+
+
+def instance_security_group(spec) -> str:
+    """The group the API's instances carry: behind an ALB, their own."""
+    return "ApiInstanceSecurityGroup" if spec.api_kind == "alb" else "ApiSecurityGroup"
+
+
+@pytest.mark.parametrize("spec", VARIANTS)
+def test_every_design_has_the_secrets_manager_endpoint(spec):
+    """The API reads its credential at boot through the endpoint, whatever the NAT choice."""
+    graph = plan(spec)
     endpoint = graph["SecretsManagerEndpoint"]
     assert endpoint.type == "AWS::EC2::VPCEndpoint"
     assert endpoint.properties["ServiceName"] == "com.amazonaws.us-east-1.secretsmanager"
     assert endpoint.properties["VpcEndpointType"] == "Interface"
     assert endpoint.properties["PrivateDnsEnabled"] is True
+    # In the Lambda's AZs; the API subnets reach it over the VPC's local route.
     assert endpoint.properties["SubnetIds"] == [Ref("LambdaSubnet1"), Ref("LambdaSubnet2")]
     assert endpoint.properties["SecurityGroupIds"] == [Ref("EndpointSecurityGroup")]
+    assert graph["EndpointSecurityGroup"].type == "AWS::EC2::SecurityGroup"
+    # The function reads the secret at cold start.
     assert "SecretsManagerEndpoint" in graph["LambdaFunction"].depends_on
-    # One Lambda route table, local route only.
-    assert associated_subnets(graph, "LambdaRouteTable") == ["LambdaSubnet1", "LambdaSubnet2"]
+    # SG-Endpoint admits HTTPS from SG-Lambda and from the API's instances, nothing else.
+    ingress = {
+        (n.properties["FromPort"], n.properties["SourceSecurityGroupId"].logical_id)
+        for n in graph.of_type("AWS::EC2::SecurityGroupIngress")
+        if n.properties["GroupId"] == Ref("EndpointSecurityGroup")
+    }
+    assert ingress == {(443, "LambdaSecurityGroup"), (443, instance_security_group(spec))}
 
 
-def test_endpoint_service_name_follows_the_region():
-    spec = dataclasses.replace(ARTICLE, nat="none", public_subnet_cidrs=(), region="eu-west-1")
+@pytest.mark.parametrize("spec", VARIANTS)
+def test_api_instances_boot_after_their_path_to_the_endpoint_exists(spec):
+    graph = plan(spec)
+    path = {"SecretsManagerEndpoint", "ApiToEndpointEgress", "EndpointFromApiIngress"}
+    boots = (
+        ["ApiLaunchTemplate", "ApiAutoScalingGroup"] if spec.api_kind == "alb" else ["ApiInstance"]
+    )
+    for logical_id in boots:
+        assert path <= set(graph[logical_id].depends_on), logical_id
+
+
+@pytest.mark.parametrize("kind", ["ec2", "alb"])
+def test_with_nat_the_api_instances_still_reach_secrets_manager_through_the_endpoint(kind):
+    spec = dataclasses.replace(TWO_AZ, nat="single", api_kind=kind, api_port=8443)
+    graph = plan(spec)
+    instance_sg = instance_security_group(spec)
+
+    egress = graph["ApiToEndpointEgress"].properties
+    assert egress["GroupId"] == Ref(instance_sg)
+    assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
+    assert egress["DestinationSecurityGroupId"] == Ref("EndpointSecurityGroup")
+    ingress = graph["EndpointFromApiIngress"].properties
+    assert ingress["GroupId"] == Ref("EndpointSecurityGroup")
+    assert (ingress["IpProtocol"], ingress["FromPort"], ingress["ToPort"]) == ("tcp", 443, 443)
+    assert ingress["SourceSecurityGroupId"] == Ref(instance_sg)
+    if kind == "alb":
+        # The ALB itself never calls Secrets Manager: only its instances get the rule.
+        assert not [
+            n
+            for n in graph.of_type("AWS::EC2::SecurityGroupEgress")
+            if n.properties["GroupId"] == Ref("ApiSecurityGroup")
+            and n.properties.get("DestinationSecurityGroupId") == Ref("EndpointSecurityGroup")
+        ]
+
+    # The API subnets stay local-only: the endpoint is reached over the VPC's local route.
+    assert routes_of(graph, "ApiRouteTable") == []
+    assert associated_subnets(graph, "ApiRouteTable") == ["ApiSubnet1", "ApiSubnet2"]
+
+    # SG-Lambda: the API port to SG-API and HTTPS anywhere (which covers the endpoint), only.
+    assert lambda_egress(graph) == {(8443, "ApiSecurityGroup"), (443, "0.0.0.0/0")}
+    assert "LambdaToEndpointEgress" not in graph
+    assert graph["EndpointFromLambdaIngress"].properties["SourceSecurityGroupId"] == Ref(
+        "LambdaSecurityGroup"
+    )
+
+
+@pytest.mark.parametrize("nat", ["none", "single"])
+def test_endpoint_service_name_follows_the_region(nat):
+    spec = dataclasses.replace(ARTICLE, nat=nat, region="eu-west-1")
     endpoint = plan(spec)["SecretsManagerEndpoint"]
     assert endpoint.properties["ServiceName"] == "com.amazonaws.eu-west-1.secretsmanager"
 

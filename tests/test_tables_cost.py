@@ -154,7 +154,7 @@ def test_route_tables_are_read_from_the_graph_not_the_spec():
 
 def test_article_security_groups():
     groups = by_name(security_group_rules(plan(ARTICLE)))
-    assert list(groups) == ["SG-Lambda", "SG-API"]
+    assert list(groups) == ["SG-Lambda", "SG-API", "SG-Endpoint"]
     assert groups["SG-Lambda"]["ingress"] == []
     assert [
         (r["protocol"], r["port"], r["peer"], r["peer_logical_id"])
@@ -167,6 +167,11 @@ def test_article_security_groups():
         (r["protocol"], r["port"], r["peer"], r["peer_logical_id"])
         for r in groups["SG-API"]["ingress"]
     ] == [("tcp", 443, "SG-Lambda", "LambdaSecurityGroup")]
+    assert [(r["port"], r["peer"]) for r in groups["SG-API"]["egress"]] == [(443, "SG-Endpoint")]
+    assert [(r["port"], r["peer"]) for r in groups["SG-Endpoint"]["ingress"]] == [
+        (443, "SG-Lambda"),
+        (443, "SG-API"),
+    ]
     assert all(r["description"] for g in groups.values() for r in g["ingress"] + g["egress"])
 
 
@@ -179,13 +184,15 @@ def test_sg_lambda_has_no_ingress_and_sg_api_admits_only_sg_lambda(spec):
     lambda_egress = {(r["port"], r["peer"]) for r in groups["SG-Lambda"]["egress"]}
     if spec.nat == "none":
         assert lambda_egress == {(8443, "SG-API"), (443, "SG-Endpoint")}
-        assert [(r["port"], r["peer"]) for r in groups["SG-Endpoint"]["ingress"]][0] == (
-            443,
-            "SG-Lambda",
-        )
     else:
         assert lambda_egress == {(8443, "SG-API"), (443, "0.0.0.0/0")}
-        assert "SG-Endpoint" not in groups
+    # The endpoint is in every design: the Lambda and the API's instances read the secret there.
+    instances = "SG-API-Instances" if spec.api_kind == "alb" else "SG-API"
+    assert [(r["port"], r["peer"]) for r in groups["SG-Endpoint"]["ingress"]] == [
+        (443, "SG-Lambda"),
+        (443, instances),
+    ]
+    assert (443, "SG-Endpoint") in {(r["port"], r["peer"]) for r in groups[instances]["egress"]}
     if spec.api_kind == "alb":
         instances = groups["SG-API-Instances"]
         assert [(r["port"], r["peer"]) for r in instances["ingress"]] == [(8443, "SG-API")]
@@ -345,8 +352,9 @@ def test_nat_data_processing_is_linear_in_the_assumption(gb):
     assert cost["assumptions"]["nat_gb_per_month"] == gb
 
 
-def test_endpoint_is_billed_per_lambda_az_and_alb_per_hour_and_lcu():
-    cost = estimate_cost(plan(dataclasses.replace(TWO_AZ, nat="none", api_kind="alb")))
+@pytest.mark.parametrize("nat", ["none", "single", "per_az"])
+def test_endpoint_is_billed_per_lambda_az_and_alb_per_hour_and_lcu(nat):
+    cost = estimate_cost(plan(dataclasses.replace(TWO_AZ, nat=nat, api_kind="alb")))
     assert item(cost, "SecretsManagerEndpoint") == pytest.approx(730 * 2 * 0.01 + 1 * 0.01)
     assert item(cost, "ApiLoadBalancer") == pytest.approx(730 * 0.0225 + 730 * 1 * 0.008, abs=0.005)
     assert item(cost, "ApiAutoScalingGroup") == pytest.approx(
@@ -397,21 +405,23 @@ def test_nat_comparison_matches_planning_both_designs(kind, lambda_azs, nat, ass
 
     forward = with_nat["nat_comparison"]
     assert forward["choice"] == nat
-    assert forward["without_nat_monthly_usd"] == pytest.approx(
-        without_nat["total_monthly_usd"], abs=0.011
-    )
+    # Both designs have the same items but the NAT ones, so the estimate is exact to the cent.
+    assert forward["without_nat_monthly_usd"] == without_nat["total_monthly_usd"]
     assert forward["delta_monthly_usd"] == pytest.approx(difference, abs=0.011)
     assert forward["with_nat_monthly_usd"] == with_nat["total_monthly_usd"]
-    assert "endpoint" in forward["detail"]
+    assert forward["nat_monthly_usd"] == pytest.approx(nat_items(with_nat), abs=0.011)
+    # The endpoint is not a NAT item: it is in both designs and the detail says it stays.
+    assert item(with_nat, "SecretsManagerEndpoint") == item(without_nat, "SecretsManagerEndpoint")
+    assert "endpoint is in every design" in forward["detail"]
+    assert "plus the Secrets Manager" not in forward["detail"]
 
     if nat == "single":  # from the no-NAT design, the comparison is with one NAT gateway
         back = without_nat["nat_comparison"]
         assert back["choice"] == "none"
         assert back["compared_with"] == "single"
-        assert back["with_nat_monthly_usd"] == pytest.approx(
-            with_nat["total_monthly_usd"], abs=0.011
-        )
+        assert back["with_nat_monthly_usd"] == with_nat["total_monthly_usd"]
         assert back["delta_monthly_usd"] == pytest.approx(difference, abs=0.011)
+        assert "minus the Secrets Manager" not in back["detail"]
 
 
 def test_cost_is_read_from_the_graph():
