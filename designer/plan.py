@@ -606,10 +606,10 @@ class _Planner:
             {
                 "PolicyName": "read-api-credential",
                 "Roles": [Ref("ApiInstanceRole")],
-                "PolicyDocument": _secret_read(),
+                "PolicyDocument": _secret_read(write_first_value=True),
             },
             group="identity",
-            label="API instances may read the API credential",
+            label="API instances may read (and at first boot set) the API credential",
             tagged=False,
         )
         self.add(
@@ -650,6 +650,7 @@ class _Planner:
             label=f"API instance ({API_INSTANCE_TYPE}, {self.azs[0]})",
             after=self._boot_dependencies(["ApiSubnet1"]),
             user_data="placeholder",
+            api_port=self.spec.api_port,
             credential_from="ApiSecret",
         )
 
@@ -742,6 +743,7 @@ class _Planner:
             # subnets' route table associations).
             after=("ApiInstanceSecretReadPolicy", "ApiSecret", *self._ENDPOINT_PATH),
             user_data="placeholder",
+            api_port=self.spec.api_port,
             credential_from="ApiSecret",
         )
         desired = min(len(self.api_subnets), ASG_MAX_DESIRED)
@@ -893,14 +895,22 @@ def _trust(service: str) -> dict[str, Any]:
     }
 
 
-def _secret_read() -> dict[str, Any]:
-    # That one secret and that one action: not secretsmanager:* and not Resource "*".
+def _secret_read(*, write_first_value: bool = False) -> dict[str, Any]:
+    """Access to that one secret only: not secretsmanager:* and not Resource "*".
+
+    The secret is created empty so that Gantry never sees its value: the first API instance to
+    boot generates the credential and stores it (PutSecretValue), which is why the API's policy
+    also has that action; the Lambda only reads.
+    """
+    actions = ["secretsmanager:GetSecretValue"]
+    if write_first_value:
+        actions.append("secretsmanager:PutSecretValue")
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
+                "Action": actions if len(actions) > 1 else actions[0],
                 "Resource": Ref("ApiSecret"),
             }
         ],

@@ -189,6 +189,22 @@ def _editor_context(
         ],
         "assumption_errors": preview["assumption_errors"],
         "loaded_version": loaded_version,
+        **_deploy_context(request, design),
+    }
+
+
+def _deploy_context(request: HttpRequest, design) -> dict[str, Any]:
+    """Targets and the active deployment, for a saved design's Deploy bar."""
+    if design is None:
+        return {}
+    from deployer.models import Deployment
+    from deployer.selectors import target_list
+
+    return {
+        "targets": list(target_list(user=request.user).filter(team=design.team)),
+        "active_deployment": Deployment.objects.filter(
+            design=design, status__in=Deployment.ACTIVE
+        ).first(),
     }
 
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "teams",
     "designer",
+    "deployer",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +85,9 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so that worker processes started by the tests share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -114,7 +118,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Static files are served by WhiteNoise under uvicorn too; in development straight from the
 # source folders so edits show without collectstatic.
@@ -139,6 +143,29 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("GANTRY_QUEUE", "gantry")
+# Redis redelivers a message not acked within this time; it must exceed any countdown the
+# reconciler uses (at most GANTRY_POLL_MAX / backoff cap of 60 s), or ETA tasks would be
+# delivered twice. A worker killed mid-pass is covered sooner by the reaper.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "reap-stalled-deployments": {
+        "task": "deployer.tasks.reap",
+        "schedule": float(os.environ.get("GANTRY_REAP_INTERVAL", "30")),
+    },
+}
+
+#: The sandbox target's AWS endpoint (the emulator behind the sandbox proxy).
+GANTRY_SANDBOX_ENDPOINT = os.environ.get("GANTRY_SANDBOX_ENDPOINT", "")
+#: Reconciler tuning (seconds).
+GANTRY_POLL_MIN = float(os.environ.get("GANTRY_POLL_MIN", "0.5"))
+GANTRY_POLL_MAX = float(os.environ.get("GANTRY_POLL_MAX", "10"))
+GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "3"))
+GANTRY_MAX_RETRIES = int(os.environ.get("GANTRY_MAX_RETRIES", "12"))
+GANTRY_DELETE_PATIENCE = float(os.environ.get("GANTRY_DELETE_PATIENCE", "7200"))
+GANTRY_REAP_AFTER = float(os.environ.get("GANTRY_REAP_AFTER", "60"))
 
 #: The local AWS emulator (moto server) in development; unset in production.
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL", "")
@@ -154,8 +181,8 @@ LOGGING = {
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+    # Only a local benchmark over plain HTTP turns these off (SECURE_COOKIES=0).
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -9,6 +9,11 @@ mkdir -p .run
 
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:5000}
+# The sandbox target talks to AWS's time behaviour and faults, simulated in front of the
+# emulator at a tenth of real time (GANTRY_SANDBOX_TIME_SCALE=1 for real durations).
+SANDBOX_PORT=${SANDBOX_PORT:-4566}
+export GANTRY_SANDBOX_ENDPOINT=${GANTRY_SANDBOX_ENDPOINT:-http://127.0.0.1:$SANDBOX_PORT}
+export GANTRY_SANDBOX_TIME_SCALE=${GANTRY_SANDBOX_TIME_SCALE:-0.1}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-sandbox}        # the emulator accepts any key
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-sandbox}
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
@@ -26,7 +31,16 @@ if port_open "$emu_host" "$emu_port"; then
   echo "AWS emulator already running at $AWS_ENDPOINT_URL"
 else
   echo "Starting the AWS emulator (moto server) at $AWS_ENDPOINT_URL"
-  $BIN/moto_server -H "$emu_host" -p "$emu_port" >.run/moto.log 2>&1 &
+  MOTO_IAM_LOAD_MANAGED_POLICIES=true $BIN/moto_server -H "$emu_host" -p "$emu_port" >.run/moto.log 2>&1 &
+  pids+=($!)
+fi
+
+if port_open 127.0.0.1 "$SANDBOX_PORT"; then
+  echo "Sandbox proxy already running at $GANTRY_SANDBOX_ENDPOINT"
+else
+  echo "Starting the sandbox proxy at $GANTRY_SANDBOX_ENDPOINT (time scale $GANTRY_SANDBOX_TIME_SCALE)"
+  $BIN/python -m deployer.sandbox --listen "127.0.0.1:$SANDBOX_PORT" --upstream "$AWS_ENDPOINT_URL" \
+    --time-scale "$GANTRY_SANDBOX_TIME_SCALE" >.run/sandbox.log 2>&1 &
   pids+=($!)
 fi
 
@@ -35,6 +49,8 @@ $BIN/python manage.py gantry_demo | tee .run/login.txt
 
 $BIN/celery -A celery_app worker --loglevel INFO --concurrency 2 >.run/worker.log 2>&1 &
 pids+=($!)
+$BIN/celery -A celery_app beat --loglevel INFO --schedule .run/celerybeat-schedule >.run/beat.log 2>&1 &
+pids+=($!)
 
 if port_open "$HOST" "$PORT"; then
   echo "Port $PORT is taken; set PORT=... to use another." >&2
@@ -42,7 +58,7 @@ if port_open "$HOST" "$PORT"; then
 fi
 echo
 echo "Gantry is starting at http://$HOST:$PORT/  ($(cat .run/login.txt))"
-echo "Logs: .run/worker.log, .run/moto.log. Stop with Ctrl-C."
+echo "Logs: .run/worker.log, .run/beat.log, .run/sandbox.log, .run/moto.log. Stop with Ctrl-C."
 echo
 $BIN/uvicorn gantry.asgi:application --host "$HOST" --port "$PORT" --log-level info &
 pids+=($!)

@@ -1,0 +1,428 @@
+"""The reconciler: one pass advances one deployment, then it schedules the next pass.
+
+A pass runs under the deployment's row lock (``SELECT ... FOR UPDATE SKIP LOCKED``): a duplicate
+delivery finds the row locked, or finds its run token stale, and does nothing. In a pass every
+node whose dependencies are ready is started (found by its tags, or created), every node AWS is
+still working on is checked once, and what was seen is written down. Nothing here sleeps: the
+pass returns how long until something is worth looking at again, and the task re-enqueues
+itself with that countdown, so a worker slot is never held while AWS works.
+
+Destroy (and rollback) walks the same graph in reverse: a node is deleted once everything that
+depends on it is gone, and ``DependencyViolation`` is waited out with backoff, saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployer import events
+from deployer.aws import client_factory
+from deployer.errors import Fatal, Retry, backoff, classify
+from deployer.models import Deployment, ResourceRecord
+from deployer.resources import handler_for
+from deployer.resources.base import AwsContext, Failed, Pending, Ready
+from designer.graph import Ref, ResourceGraph, ResourceNode
+from designer.plan import plan
+from designer.spec import validate_spec
+
+logger = logging.getLogger(__name__)
+
+S = Deployment.Status
+R = ResourceRecord.State
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def graph_for(deployment: Deployment) -> ResourceGraph:
+    """The graph of the deployment's spec snapshot (plan is pure, so this is the same graph
+    that was shown before Deploy was pressed)."""
+    result = validate_spec(deployment.spec)
+    if result.spec is None:  # the snapshot was valid when taken; rules may have tightened since
+        raise ValueError("the deployment's spec no longer validates: " + str(result.to_json()))
+    return plan(result.spec)
+
+
+def context_for(deployment: Deployment) -> AwsContext:
+    target = deployment.target
+    return AwsContext(
+        deployment_tag=deployment.tag,
+        region=deployment.spec.get("region") or target.region,
+        client=client_factory(
+            region=deployment.spec.get("region") or target.region,
+            endpoint_url=target.endpoint_url or None,
+            role_arn=target.role_arn or None,
+            external_id=target.external_id or None,
+        ),
+        spec_tags=dict(deployment.spec.get("tags") or {}),
+    )
+
+
+class Unresolvable(LookupError):
+    """A Ref points at a node that has no physical id (it was never created)."""
+
+
+def resolve(value: Any, records: dict[str, ResourceRecord]) -> Any:
+    """Replace every Ref with the physical id or attribute it names."""
+    if isinstance(value, Ref):
+        record = records[value.logical_id]
+        if value.attribute == "Id":
+            if not record.physical_id:
+                raise Unresolvable(value.logical_id)
+            return record.physical_id
+        if value.attribute not in record.attributes:
+            raise Unresolvable(f"{value.logical_id}.{value.attribute}")
+        return record.attributes[value.attribute]
+    if isinstance(value, dict):
+        return {k: resolve(v, records) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(v, records) for v in value]
+    return value
+
+
+def poll_delay(record: ResourceRecord, now: datetime) -> float:
+    """How long until the next look at a resource AWS is still working on: a tenth of the time
+    waited so far, between the configured bounds, so short waits are noticed quickly and long
+    ones are not polled hard."""
+    since = record.delete_started_at or record.started_at or now
+    waited = max(0.0, (now - since).total_seconds())
+    return min(
+        _setting("GANTRY_POLL_MAX", 10.0), max(_setting("GANTRY_POLL_MIN", 0.5), waited / 10)
+    )
+
+
+@dataclass
+class Pass:
+    deployment: Deployment
+    records: dict[str, ResourceRecord]
+    graph: ResourceGraph
+    ctx: AwsContext
+    now: datetime = field(default_factory=timezone.now)
+    started: float = field(default_factory=time.monotonic)
+    changed: set[str] = field(default_factory=set)
+    progressed: bool = False
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def event(
+        self, kind: str, message: str, record: ResourceRecord | None = None, **data: Any
+    ) -> None:
+        events.append(
+            self.deployment,
+            kind=kind,
+            message=message,
+            logical_id=record.logical_id if record else "",
+            state=record.state if record else self.deployment.status,
+            data=data,
+        )
+
+    def set_state(self, record: ResourceRecord, state: str, message: str, **data: Any) -> None:
+        record.state = state
+        record.waiting_reason = ""
+        self.changed.add(record.logical_id)
+        self.progressed = True
+        self.event("resource", message, record, physical_id=record.physical_id, **data)
+
+    def over_budget(self) -> bool:
+        return time.monotonic() - self.started > _setting("GANTRY_PASS_BUDGET", 3.0)
+
+    def label(self, node: ResourceNode) -> str:
+        return f"{node.meta.get('label') or node.logical_id} ({node.logical_id})"
+
+    def handle_error(
+        self, node: ResourceNode, record: ResourceRecord, exc: Exception, doing: str
+    ) -> bool:
+        """Record an error; True when the node has failed for good."""
+        outcome = classify(exc)
+        record.attempts += 1
+        self.changed.add(record.logical_id)
+        if isinstance(outcome, Retry):
+            limit = _setting("GANTRY_MAX_RETRIES", 12)
+            patience = _setting("GANTRY_DELETE_PATIENCE", 7200.0)
+            since = record.delete_started_at or record.started_at or self.now
+            waited = (self.now - since).total_seconds()
+            if (not outcome.patient and record.attempts > limit) or waited > patience:
+                outcome = Fatal(f"Gave up after {record.attempts} attempts: {outcome.reason}")
+            else:
+                delay = outcome.delay if outcome.delay is not None else backoff(record.attempts)
+                record.next_check_at = self.now + timedelta(seconds=delay)
+                if record.waiting_reason != outcome.reason:
+                    record.waiting_reason = outcome.reason
+                    self.event(
+                        "waiting",
+                        f"{self.label(node)}: {outcome.reason} (retry in {delay:.0f} s)",
+                        record,
+                    )
+                return False
+        logger.warning(
+            "deployment %s: %s failed to %s: %s", self.deployment.tag, node.logical_id, doing, exc
+        )
+        record.last_error = outcome.text()
+        self.set_state(record, R.FAILED, f"{self.label(node)} failed to {doing}: {outcome.text()}")
+        return True
+
+    # --- deploy --------------------------------------------------------------------------------
+
+    def deploy(self) -> bool:
+        """Start and check nodes; True when a node failed for good."""
+        for node in self.graph.topological_order():
+            record = self.records[node.logical_id]
+            due = record.next_check_at is None or record.next_check_at <= self.now
+            if record.state == R.PENDING and due and not self.over_budget():
+                deps_ready = all(self.records[d].state == R.READY for d in node.depends_on)
+                if deps_ready and self.start(node, record):
+                    return True
+            elif record.state == R.CREATING and due and self.check(node, record):
+                return True
+        return False
+
+    def start(self, node: ResourceNode, record: ResourceRecord) -> bool:
+        handler = handler_for(node.type)
+        record.started_at = record.started_at or self.now
+        try:
+            props = resolve(node.properties, self.records)
+            found = handler.find(self.ctx, node, props)
+            if found:
+                record.physical_id = found[0]
+                self.remove_duplicates(node, record, found[1:])
+                message = f"{self.label(node)} already exists as {found[0]}; adopting it"
+            else:
+                record.physical_id = handler.create(self.ctx, node, props)
+                message = f"Creating {self.label(node)}: {record.physical_id}"
+        except Exception as exc:  # noqa: BLE001 - classified: retry or a sentence
+            return self.handle_error(node, record, exc, "create")
+        record.next_check_at = self.now
+        self.set_state(record, R.CREATING, message)
+        return self.check(node, record)
+
+    def check(self, node: ResourceNode, record: ResourceRecord) -> bool:
+        handler = handler_for(node.type)
+        try:
+            result = handler.check_ready(self.ctx, node, record.physical_id)
+            if isinstance(result, Ready):
+                # A create whose response was lost and retried can leave a twin: look once more.
+                props = resolve(node.properties, self.records)
+                found = handler.find(self.ctx, node, props)
+                self.remove_duplicates(node, record, [f for f in found if f != record.physical_id])
+        except Exception as exc:  # noqa: BLE001
+            return self.handle_error(node, record, exc, "become ready")
+        if isinstance(result, Ready):
+            record.attributes = {**record.attributes, **result.attributes}
+            record.ready_at = self.now
+            elapsed = (self.now - (record.started_at or self.now)).total_seconds()
+            self.set_state(record, R.READY, f"{self.label(node)} is ready ({elapsed:.1f} s)")
+            return False
+        if isinstance(result, Failed):
+            record.last_error = result.reason
+            self.set_state(record, R.FAILED, f"{self.label(node)} failed: {result.reason}")
+            return True
+        assert isinstance(result, Pending)  # noqa: S101
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        if record.waiting_reason != result.reason:
+            record.waiting_reason = result.reason
+            self.changed.add(record.logical_id)
+            self.event("waiting", f"{self.label(node)}: {result.reason}", record)
+        return False
+
+    def remove_duplicates(
+        self, node: ResourceNode, record: ResourceRecord, extras: list[str]
+    ) -> None:
+        handler = handler_for(node.type)
+        for extra in extras:
+            handler.delete(self.ctx, node, extra)
+            self.event(
+                "duplicate",
+                f"{self.label(node)}: found a second resource {extra} with the same tags "
+                f"(a retried create whose first response was lost); keeping {record.physical_id} "
+                f"and deleting {extra}",
+                record,
+                duplicate=extra,
+            )
+
+    # --- destroy -------------------------------------------------------------------------------
+
+    def destroy(self) -> bool:
+        """Delete nodes in reverse order; True when a node cannot be deleted."""
+        dependents: dict[str, list[str]] = {n.logical_id: [] for n in self.graph}
+        for node in self.graph:
+            for dep in node.depends_on:
+                dependents[dep].append(node.logical_id)
+        for node in reversed(self.graph.topological_order()):
+            record = self.records[node.logical_id]
+            if record.state == R.DELETED:
+                continue
+            if any(self.records[d].state != R.DELETED for d in dependents[node.logical_id]):
+                continue
+            due = record.next_check_at is None or record.next_check_at <= self.now
+            if not due:
+                continue
+            if record.state == R.DELETING:
+                if self.check_gone(node, record):
+                    return True
+            elif not self.over_budget() and self.start_delete(node, record):
+                return True
+        return False
+
+    def start_delete(self, node: ResourceNode, record: ResourceRecord) -> bool:
+        handler = handler_for(node.type)
+        record.delete_started_at = record.delete_started_at or self.now
+        try:
+            ids = [record.physical_id] if record.physical_id else []
+            if record.attempts or record.physical_id:
+                # A create may have taken effect without its answer being recorded.
+                try:
+                    props = resolve(node.properties, self.records)
+                except Unresolvable:
+                    props = None  # a dependency never existed, so neither did this node
+                if props is not None:
+                    ids += [i for i in handler.find(self.ctx, node, props) if i not in ids]
+            if not ids:
+                record.deleted_at = self.now
+                self.set_state(
+                    record, R.DELETED, f"{self.label(node)} was never created; nothing to delete"
+                )
+                return False
+            for physical_id in ids:
+                handler.delete(self.ctx, node, physical_id)
+        except Exception as exc:  # noqa: BLE001
+            return self.handle_error(node, record, exc, "delete")
+        record.physical_id = ids[0]
+        record.attributes = {**record.attributes, "_deleting": ids}
+        record.next_check_at = self.now
+        self.set_state(record, R.DELETING, f"Deleting {self.label(node)}: {', '.join(ids)}")
+        return self.check_gone(node, record)
+
+    def check_gone(self, node: ResourceNode, record: ResourceRecord) -> bool:
+        handler = handler_for(node.type)
+        pending: list[str] = []
+        reason = ""
+        try:
+            for physical_id in record.attributes.get("_deleting") or [record.physical_id]:
+                result = handler.check_gone(self.ctx, node, physical_id)
+                if isinstance(result, Pending):
+                    pending.append(physical_id)
+                    reason = result.reason
+        except Exception as exc:  # noqa: BLE001
+            return self.handle_error(node, record, exc, "delete")
+        if not pending:
+            record.deleted_at = self.now
+            record.attributes = {k: v for k, v in record.attributes.items() if k != "_deleting"}
+            self.set_state(record, R.DELETED, f"{self.label(node)} is deleted")
+            return False
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        if record.waiting_reason != reason:
+            record.waiting_reason = reason
+            self.changed.add(record.logical_id)
+            self.event("waiting", f"{self.label(node)}: {reason}", record)
+        return False
+
+    # --- scheduling ----------------------------------------------------------------------------
+
+    def next_delay(self, states: tuple[str, ...]) -> float:
+        """Seconds until the earliest node in ``states`` is due (0 when work is waiting now)."""
+        due = [
+            r.next_check_at for r in self.records.values() if r.state in states and r.next_check_at
+        ]
+        if self.over_budget():
+            return 0.0
+        if not due:
+            return 0.0
+        return max(0.0, (min(due) - timezone.now()).total_seconds())
+
+
+def _finish(dep: Deployment, status: str, reason: str, now: datetime) -> None:
+    dep.status = status
+    dep.reason = reason
+    dep.finished_at = now
+    events.append(dep, kind="status", message=reason, state=status)
+
+
+def deployment_advance(*, deployment_id: int, token: str) -> float | None:
+    """Run one reconciler pass. Returns the countdown for the next pass, or None when the
+    deployment is finished, locked by another worker, or this message is stale."""
+    with transaction.atomic():
+        dep = (
+            Deployment.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("target")
+            .filter(pk=deployment_id)
+            .first()
+        )
+        if dep is None or dep.status not in Deployment.ACTIVE or dep.run_token != token:
+            return None
+        now = timezone.now()
+        records = {r.logical_id: r for r in dep.resources.select_for_update()}
+        p = Pass(dep, records, graph_for(dep), context_for(dep), now=now)
+
+        if dep.status == S.QUEUED:
+            dep.status = S.DEPLOYING
+            dep.started_at = now
+            events.append(dep, kind="status", message="Deployment started", state=S.DEPLOYING)
+        if dep.status == S.DEPLOYING and dep.cancel_requested:
+            dep.status = S.ROLLING_BACK
+            dep.reason = "Cancelled on request; removing what was created."
+            events.append(dep, kind="status", message=dep.reason, state=S.ROLLING_BACK)
+
+        if dep.status == S.DEPLOYING:
+            if p.deploy():
+                failed = [r for r in records.values() if r.state == R.FAILED]
+                what = "; ".join(f"{r.logical_id}: {r.last_error}" for r in failed)
+                if dep.keep_on_failure:
+                    _finish(
+                        dep,
+                        S.FAILED,
+                        f"Deployment failed ({what}). Resources were kept for debugging as "
+                        "requested; destroy the deployment to remove them.",
+                        now,
+                    )
+                else:
+                    dep.status = S.ROLLING_BACK
+                    dep.reason = f"Deployment failed ({what}); rolling back what was created."
+                    events.append(dep, kind="status", message=dep.reason, state=S.ROLLING_BACK)
+            elif all(r.state == R.READY for r in records.values()):
+                _finish(dep, S.SUCCEEDED, f"All {len(records)} resources are ready.", now)
+
+        if dep.status in (S.ROLLING_BACK, S.DESTROYING):
+            if p.destroy():
+                stuck = [r for r in records.values() if r.state == R.FAILED]
+                what = "; ".join(f"{r.logical_id}: {r.last_error}" for r in stuck)
+                _finish(dep, S.DESTROY_FAILED, f"Could not delete everything ({what}).", now)
+            elif all(r.state == R.DELETED for r in records.values()):
+                if dep.status == S.DESTROYING:
+                    _finish(dep, S.DESTROYED, f"All {len(records)} resources are deleted.", now)
+                elif dep.cancel_requested:
+                    _finish(dep, S.CANCELLED, "Cancelled; everything created was deleted.", now)
+                else:
+                    _finish(
+                        dep, S.ROLLED_BACK, dep.reason.replace("rolling back", "rolled back"), now
+                    )
+
+        for lid in p.changed:
+            records[lid].save()
+        if p.progressed:
+            dep.last_progress_at = now
+        delay: float | None = None
+        if dep.status in Deployment.ACTIVE:
+            states = (
+                (R.PENDING, R.CREATING)
+                if dep.status == S.DEPLOYING
+                else (R.PENDING, R.CREATING, R.READY, R.FAILED, R.DELETING)
+            )
+            delay = p.next_delay(states)
+            dep.run_token = uuid.uuid4().hex
+            dep.next_run_at = now + timedelta(seconds=delay)
+        dep.save()
+        if delay is not None:
+            from deployer.tasks import schedule
+
+            schedule(dep.pk, dep.run_token, delay)
+        return delay

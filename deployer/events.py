@@ -1,0 +1,70 @@
+"""Deployment events: numbered rows first, then a push through Redis pub/sub after commit.
+
+The number (``seq``) is taken under the deployment's row lock, so events of one deployment are
+gap-free and ordered. A page that reconnects asks for everything after the last number it saw
+(from the database), then follows the live channel, dropping anything it already has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import transaction
+
+from deployer.models import Deployment, DeploymentEvent
+
+logger = logging.getLogger(__name__)
+
+
+def channel(deployment_id: int) -> str:
+    return f"gantry:deployment:{deployment_id}:events"
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def append(
+    deployment: Deployment,
+    *,
+    kind: str,
+    message: str,
+    logical_id: str = "",
+    state: str = "",
+    data: dict[str, Any] | None = None,
+) -> DeploymentEvent:
+    """Save the next numbered event; publish it once the transaction commits.
+
+    The caller holds the deployment's row lock (or has just created the row), and saves the
+    deployment afterwards so ``last_event_seq`` is kept.
+    """
+    deployment.last_event_seq += 1
+    Deployment.objects.filter(pk=deployment.pk).update(last_event_seq=deployment.last_event_seq)
+    event = DeploymentEvent.objects.create(
+        deployment=deployment,
+        seq=deployment.last_event_seq,
+        kind=kind,
+        message=message,
+        logical_id=logical_id,
+        state=state,
+        data=data or {},
+    )
+    payload = json.dumps(event.to_json())
+    transaction.on_commit(lambda: publish(deployment.pk, payload))
+    return event
+
+
+def publish(deployment_id: int, payload: str) -> None:
+    try:
+        _redis().publish(channel(deployment_id), payload)
+    except redis.RedisError:
+        # The row is saved; a page that missed the push backfills it by number.
+        logger.warning("could not publish deployment event", exc_info=True)
+
+
+def events_after(deployment: Deployment, after: int, limit: int = 1000) -> list[DeploymentEvent]:
+    return list(deployment.events.filter(seq__gt=after).order_by("seq")[:limit])

@@ -1,0 +1,47 @@
+"""`manage.py destroy ID [--wait] [--json]`."""
+
+import json
+import sys
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from deployer import services
+from deployer.cli import summary, wait
+from deployer.management.commands.deploy import CLI_USER
+from deployer.models import Deployment
+
+
+class Command(BaseCommand):
+    help = "Destroy every resource of a deployment, in reverse order."
+
+    def add_arguments(self, parser):
+        parser.add_argument("id", type=int)
+        parser.add_argument("--user", default=CLI_USER)
+        parser.add_argument("--wait", action="store_true")
+        parser.add_argument("--timeout", type=float, default=7200)
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **opts):
+        deployment = Deployment.objects.filter(pk=opts["id"]).first()
+        if deployment is None:
+            raise CommandError(f"no deployment {opts['id']}", returncode=2)
+        user, _ = get_user_model().objects.get_or_create(username=opts["user"])
+        try:
+            services.deployment_destroy(deployment=deployment, user=user)
+        except (services.InvalidTransition, services.DeploymentConflict) as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        if opts["wait"]:
+            printer = (
+                None if opts["json"] else (lambda e: self.stdout.write(f"  #{e.seq} {e.message}"))
+            )
+            try:
+                wait(deployment, timeout=opts["timeout"], on_event=printer)
+            except TimeoutError as exc:
+                raise CommandError(str(exc), returncode=1) from None
+        out = summary(deployment)
+        self.stdout.write(
+            json.dumps(out) if opts["json"] else f"status: {out['status']} {out['reason']}"
+        )
+        if opts["wait"] and out["status"] != "destroyed":
+            sys.exit(1)

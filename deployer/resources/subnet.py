@@ -1,0 +1,92 @@
+"""``AWS::EC2::Subnet``: one subnet in one AZ, never mapping public IPs unless it is public.
+
+CreateSubnet takes no idempotency token, so the engine's find-by-tags is what prevents a second
+subnet. MapPublicIpOnLaunch cannot be given to CreateSubnet: check_ready reads it back and sets
+it when it differs, so the guarantee "private subnets never map public IPs" is verified against
+AWS rather than assumed from the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from botocore.exceptions import ClientError
+
+from deployer.resources._ec2 import (
+    describe_by_id,
+    error_code,
+    find_by_tags,
+    is_not_found,
+    network_interface_holders,
+    not_visible_yet,
+    tag_specifications,
+)
+from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from designer.graph import ResourceNode
+
+
+def wants_public_ips(node: ResourceNode) -> bool:
+    """Whether instances launched in this subnet get public IPs: only a public subnet (the
+    plan's ``meta["role"]``) may, and only when its ``MapPublicIpOnLaunch`` property says so. A
+    private (Lambda or API) subnet never does, whatever the property says."""
+    return node.meta.get("role") == "public" and bool(
+        node.properties.get("MapPublicIpOnLaunch", False)
+    )
+
+
+class SubnetHandler:
+    type: ClassVar[str] = "AWS::EC2::Subnet"
+
+    def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
+        return find_by_tags(ctx, node, "describe_subnets", "Subnets", "SubnetId")
+
+    def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
+        subnet = ctx.client("ec2").create_subnet(
+            VpcId=props["VpcId"],
+            CidrBlock=props["CidrBlock"],
+            AvailabilityZone=props["AvailabilityZone"],
+            TagSpecifications=tag_specifications(ctx, node, "subnet", props),
+        )["Subnet"]
+        return subnet["SubnetId"]
+
+    def check_ready(
+        self, ctx: AwsContext, node: ResourceNode, physical_id: str
+    ) -> Ready | Pending | Failed:
+        subnet = describe_by_id(ctx, "describe_subnets", "Subnets", "SubnetIds", physical_id)
+        if subnet is None:
+            return not_visible_yet("subnet", physical_id)
+        if subnet.get("State") != "available":
+            return Pending(f"subnet is {subnet.get('State', 'pending')}")
+        wanted = wants_public_ips(node)
+        if bool(subnet.get("MapPublicIpOnLaunch")) is not wanted:
+            ctx.client("ec2").modify_subnet_attribute(
+                SubnetId=physical_id, MapPublicIpOnLaunch={"Value": wanted}
+            )
+            return Pending(f"turning {'on' if wanted else 'off'} public IP mapping")
+        return Ready(
+            {
+                "SubnetId": physical_id,
+                "VpcId": subnet["VpcId"],
+                "CidrBlock": subnet["CidrBlock"],
+                "AvailabilityZone": subnet["AvailabilityZone"],
+            }
+        )
+
+    def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
+        try:
+            ctx.client("ec2").delete_subnet(SubnetId=physical_id)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return
+            if error_code(exc) == "DependencyViolation":
+                holders = network_interface_holders(ctx, "subnet-id", physical_id)
+                raise RetryLater(f"subnet {physical_id} is still used by {holders}") from exc
+            raise
+
+    def check_gone(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Gone | Pending:
+        if describe_by_id(ctx, "describe_subnets", "Subnets", "SubnetIds", physical_id) is None:
+            return Gone()
+        return Pending("subnet is still being deleted")
+
+
+HANDLER = SubnetHandler()

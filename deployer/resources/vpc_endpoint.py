@@ -1,0 +1,113 @@
+"""``AWS::EC2::VPCEndpoint``: physical id ``vpce-...``.
+
+Used for the Secrets Manager interface endpoint when the deployment has no NAT: it gives the
+Lambda (and the API instances) a private path to Secrets Manager. An interface endpoint takes a
+minute or two to become ``available`` while AWS places its network interfaces in the subnets, so
+check_ready reports the pending states instead of waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deployer.resources._ec2 import (
+    describe_by_id,
+    find_by_tags,
+    not_visible_yet,
+    tag_specifications,
+)
+from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
+from designer.graph import ResourceNode
+
+#: States of an endpoint that is on its way out. AWS answers in lower camel case
+#: (``available``); the API model spells them capitalised, so both are listed.
+_DEAD_STATES = ("deleting", "deleted", "Deleting", "Deleted")
+
+
+def endpoint_status(endpoint: dict[str, Any]) -> Ready | Pending | Failed:
+    """What one ``DescribeVpcEndpoints`` item means for the deployment."""
+    state = str(endpoint.get("State", "")).lower()
+    endpoint_id = endpoint.get("VpcEndpointId", "")
+    if state == "available":
+        return Ready({})
+    if state == "pendingacceptance":
+        return Pending("VPC endpoint is pending acceptance by the service")
+    if state in ("pending", "partial", ""):
+        return Pending("VPC endpoint is pending")
+    if state in ("failed", "rejected", "expired"):
+        error = endpoint.get("LastError") or {}
+        detail = error.get("Message") or error.get("Code") or "AWS gave no reason"
+        return Failed(f"VPC endpoint {endpoint_id} is {state}: {detail}")
+    if state in ("deleting", "deleted"):
+        return Failed(f"VPC endpoint {endpoint_id} was deleted outside Gantry")
+    return Pending(f"VPC endpoint is {state}")
+
+
+class VpcEndpointHandler:
+    type = "AWS::EC2::VPCEndpoint"
+
+    def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
+        return find_by_tags(
+            ctx, node, "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId", _DEAD_STATES
+        )
+
+    def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
+        kwargs: dict[str, Any] = {
+            # CloudFormation's default type is Gateway.
+            "VpcEndpointType": props.get("VpcEndpointType", "Gateway"),
+            "VpcId": props["VpcId"],
+            "ServiceName": props["ServiceName"],
+            "ClientToken": ctx.client_token(node),
+            "TagSpecifications": tag_specifications(ctx, node, "vpc-endpoint", props),
+        }
+        for key in ("SubnetIds", "SecurityGroupIds", "RouteTableIds"):
+            if props.get(key):
+                kwargs[key] = list(props[key])
+        if "PrivateDnsEnabled" in props:
+            kwargs["PrivateDnsEnabled"] = bool(props["PrivateDnsEnabled"])
+        if props.get("PolicyDocument"):
+            document = props["PolicyDocument"]
+            kwargs["PolicyDocument"] = (
+                document if isinstance(document, str) else json.dumps(document)
+            )
+        response = ctx.client("ec2").create_vpc_endpoint(**kwargs)
+        return response["VpcEndpoint"]["VpcEndpointId"]
+
+    def check_ready(
+        self, ctx: AwsContext, node: ResourceNode, physical_id: str
+    ) -> Ready | Pending | Failed:
+        endpoint = _describe(ctx, physical_id)
+        if endpoint is None:
+            return not_visible_yet("VPC endpoint", physical_id)
+        return endpoint_status(endpoint)
+
+    def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
+        response = ctx.client("ec2").delete_vpc_endpoints(VpcEndpointIds=[physical_id])
+        # DeleteVpcEndpoints reports per-endpoint failures in its answer instead of raising.
+        for item in response.get("Unsuccessful") or []:
+            error = item.get("Error") or {}
+            code = error.get("Code", "")
+            if code.endswith("NotFound"):  # InvalidVpcEndpointId.NotFound: already gone
+                continue
+            raise ClientError(
+                {"Error": {"Code": code, "Message": error.get("Message", "")}},
+                "DeleteVpcEndpoints",
+            )
+
+    def check_gone(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Gone | Pending:
+        endpoint = _describe(ctx, physical_id)
+        if endpoint is None or str(endpoint.get("State", "")).lower() == "deleted":
+            return Gone()
+        return Pending("VPC endpoint is being deleted")
+
+
+def _describe(ctx: AwsContext, endpoint_id: str) -> dict[str, Any] | None:
+    return describe_by_id(
+        ctx, "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointIds", endpoint_id
+    )
+
+
+HANDLER = VpcEndpointHandler()

@@ -1,0 +1,53 @@
+"""Celery tasks: thin wrappers around the engine and the reaper. They take ids, never rows."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from deployer import engine, services
+
+logger = logging.getLogger(__name__)
+
+#: A message redelivered more often than this (a pass that keeps killing its worker) is
+#: dropped; the reaper re-kicks the deployment with a fresh token after a pause.
+MAX_DELIVERIES = 5
+
+
+def _deliveries(task_id: str) -> int:
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        key = f"gantry:deliveries:{task_id}"
+        count = client.incr(key)
+        client.expire(key, 3600)
+        return int(count)
+    except redis.RedisError:
+        return 1
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def advance(self, deployment_id: int, token: str) -> None:
+    if _deliveries(self.request.id or "") > MAX_DELIVERIES:
+        logger.error(
+            "deployment %s: message %s delivered too often; dropping it",
+            deployment_id,
+            self.request.id,
+        )
+        return
+    engine.deployment_advance(deployment_id=deployment_id, token=token)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def reap() -> None:
+    services.deployments_reap()
+
+
+def schedule(deployment_id: int, token: str, delay: float) -> None:
+    """Enqueue the next pass once the current transaction commits."""
+    transaction.on_commit(
+        lambda: advance.apply_async((deployment_id, token), countdown=max(0.0, delay))
+    )

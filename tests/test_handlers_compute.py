@@ -1,0 +1,754 @@
+"""The compute and load-balancing handlers against the moto server over HTTP, plus the artifacts
+they deploy: the Lambda package, the API instance's user data, and the two programs in them (the
+function and the instance's HTTPS health API) run for real against each other.
+
+Nodes come from a real plan; prerequisites that belong to other handler groups (VPC, subnets,
+security groups, IAM, the secret) are made with plain boto3 calls carrying the same gantry tags
+those handlers would write.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from deployer import artifacts
+from deployer.resources import handler_for
+from deployer.resources._compute import derived_token, request_token, resolve_image_id
+from deployer.resources.base import (
+    TAG_DEPLOYMENT,
+    TAG_LOGICAL_ID,
+    AwsContext,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+)
+from deployer.resources.certificate import self_signed_pem
+from designer.graph import Ref, ResourceGraph, ResourceNode
+from designer.plan import plan
+from designer.spec import DEFAULT_SPEC, validate_spec
+
+REPO = Path(__file__).resolve().parent.parent
+API_SERVER = REPO / "deployer" / "userdata" / "api_server.py"
+PREPARE_SH = REPO / "deployer" / "userdata" / "prepare.sh"
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def make_plan(api_kind: str) -> ResourceGraph:
+    spec = validate_spec(
+        {
+            **DEFAULT_SPEC,
+            "nat": "single",
+            "api_kind": api_kind,
+            "api_subnet_cidrs": ["10.0.2.0/24", "10.0.3.0/24"],
+            "lambda_subnet_cidrs": ["10.0.1.0/24", "10.0.4.0/24"],
+        }
+    ).spec
+    graph = plan(spec)
+    # The API's port is not a CloudFormation property of an instance or launch template; the
+    # handlers read it from meta["api_port"], which the plan is to carry (see _compute.api_port).
+    for logical_id in ("ApiInstance", "ApiLaunchTemplate"):
+        if logical_id in graph:
+            graph[logical_id].meta.setdefault("api_port", spec.api_port)
+    return graph
+
+
+def resolve(value: Any, known: dict[tuple[str, str], Any]) -> Any:
+    """What the engine does before find/create: every Ref replaced by its value."""
+    if isinstance(value, Ref):
+        return known[(value.logical_id, value.attribute)]
+    if isinstance(value, dict):
+        return {k: resolve(v, known) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, known) for v in value]
+    return value
+
+
+def settle(ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending | Failed:
+    """check_ready until it stops being Pending (moto moves some states along on each read)."""
+    handler = handler_for(node.type)
+    for _ in range(5):
+        result = handler.check_ready(ctx, node, physical_id)
+        if not isinstance(result, Pending):
+            return result
+    return result
+
+
+def gantry_tags(ctx: AwsContext, logical_id: str) -> list[dict[str, str]]:
+    return [
+        {"Key": TAG_DEPLOYMENT, "Value": ctx.deployment_tag},
+        {"Key": TAG_LOGICAL_ID, "Value": logical_id},
+    ]
+
+
+def as_dict(tags: Any) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+def assert_gantry_tags(ctx: AwsContext, node: ResourceNode, tags: Any) -> None:
+    tags = tags if isinstance(tags, dict) else as_dict(tags)
+    assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag
+    assert tags[TAG_LOGICAL_ID] == node.logical_id
+    assert tags["Name"] == node.meta["name"]
+
+
+def delete_twice(ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
+    """delete -> check_gone -> Gone, and a second delete of the deleted resource is fine."""
+    handler = handler_for(node.type)
+    handler.delete(ctx, node, physical_id)
+    assert handler.check_gone(ctx, node, physical_id) == Gone()
+    handler.delete(ctx, node, physical_id)
+    assert handler.check_gone(ctx, node, physical_id) == Gone()
+
+
+def client(ctx: AwsContext, service: str) -> Any:
+    return ctx.client(service)
+
+
+@pytest.fixture
+def world(aws_context):
+    """A fresh deployment with what other handler groups would have made: a VPC with two API
+    and two Lambda subnets, security groups, the API credential secret, the Lambda role, the API
+    instance profile and the log group."""
+    ctx = aws_context()
+    ec2 = client(ctx, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = {}
+    for logical_id, cidr, az in (
+        ("ApiSubnet1", "10.0.2.0/24", "us-east-1a"),
+        ("ApiSubnet2", "10.0.3.0/24", "us-east-1b"),
+        ("LambdaSubnet1", "10.0.1.0/24", "us-east-1a"),
+        ("LambdaSubnet2", "10.0.4.0/24", "us-east-1b"),
+    ):
+        subnets[logical_id] = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)[
+            "Subnet"
+        ]["SubnetId"]
+    groups = {
+        logical_id: ec2.create_security_group(
+            GroupName=f"{ctx.deployment_tag}-{logical_id}", Description=logical_id, VpcId=vpc
+        )["GroupId"]
+        for logical_id in ("ApiSecurityGroup", "ApiInstanceSecurityGroup", "LambdaSecurityGroup")
+    }
+    secret_arn = client(ctx, "secretsmanager").create_secret(
+        Name=f"gantry/{ctx.deployment_tag}/api-credential",
+        SecretString="s3cret-" + uuid.uuid4().hex,
+        Tags=gantry_tags(ctx, "ApiSecret"),
+    )["ARN"]
+    iam = client(ctx, "iam")
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    role_arn = iam.create_role(
+        RoleName=f"{ctx.deployment_tag}-lambda-role", AssumeRolePolicyDocument=trust
+    )["Role"]["Arn"]
+    profile_name = f"{ctx.deployment_tag}-api-instance-profile"
+    profile_arn = iam.create_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
+        "Arn"
+    ]
+    log_group = f"/aws/lambda/{ctx.deployment_tag}"
+    client(ctx, "logs").create_log_group(logGroupName=log_group)
+    known: dict[tuple[str, str], Any] = {("Vpc", "Id"): vpc, ("ApiSecret", "Id"): secret_arn}
+    known.update({(k, "Id"): v for k, v in {**subnets, **groups}.items()})
+    known.update(
+        {
+            ("LambdaRole", "Arn"): role_arn,
+            ("LambdaLogGroup", "Id"): log_group,
+            ("ApiInstanceProfile", "Id"): profile_name,
+            ("ApiInstanceProfile", "Arn"): profile_arn,
+        }
+    )
+    return ctx, known
+
+
+# -- artifacts ----------------------------------------------------------------------------------
+
+
+def test_lambda_zip_is_deterministic_and_holds_only_the_handler_as_the_planned_module():
+    first = artifacts.lambda_zip("index.handler")
+    assert first == artifacts.lambda_zip("index.handler")
+    archive = zipfile.ZipFile(io.BytesIO(first))
+    assert archive.namelist() == ["index.py"]
+    (info,) = archive.infolist()
+    assert info.date_time == (1980, 1, 1, 0, 0, 0)
+    assert (info.external_attr >> 16) & 0o777 == 0o644
+    assert archive.read("index.py") == artifacts.LAMBDA_SOURCE.read_bytes()
+    assert artifacts.lambda_zip("app.handler") != first  # named after the Handler setting
+    for wrong in ("handler", "index.main", "1x.handler"):
+        with pytest.raises(ValueError):
+            artifacts.lambda_zip(wrong)
+
+
+def test_user_data_renders_a_valid_script_without_the_credential():
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gantry/x/api-credential-AbCdEf"
+    script = artifacts.render_user_data(
+        secret_arn=arn, region="eu-west-1", api_port=8443, anonymous_liveness=True
+    )
+    assert "@@" not in script
+    assert f"GANTRY_API_SECRET_ARN={arn}\n" in script
+    assert "GANTRY_API_PORT=8443\n" in script
+    assert "GANTRY_API_ANONYMOUS_LIVENESS=1\n" in script
+    assert API_SERVER.read_text().rstrip("\n") in script
+    assert len(script.encode()) <= artifacts.USER_DATA_LIMIT
+    # No shell tracing anywhere: it would echo the credential into the cloud-init log.
+    assert not re.search(r"^\s*set\s+-\w*x", script, re.MULTILINE)
+    assert not re.search(r"^\s*set\s+-\w*x", PREPARE_SH.read_text(), re.MULTILINE)
+    subprocess.run(["bash", "-n"], input=script.encode(), check=True)
+    single = artifacts.render_user_data(
+        secret_arn=arn, region="eu-west-1", api_port=443, anonymous_liveness=False
+    )
+    assert "GANTRY_API_ANONYMOUS_LIVENESS=0\n" in single
+    for bad in (
+        {"secret_arn": "arn:aws:iam::123456789012:role/x"},
+        {"secret_arn": arn + "\nGANTRY_API_PORT=1"},
+        {"region": "eu-west-1; reboot"},
+        {"api_port": 0},
+        {"api_port": True},
+    ):
+        kwargs = {
+            "secret_arn": arn,
+            "region": "eu-west-1",
+            "api_port": 443,
+            "anonymous_liveness": False,
+        }
+        with pytest.raises(ValueError):
+            artifacts.render_user_data(**{**kwargs, **bad})
+
+
+# -- the two programs, for real -----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _amazon_linux_python() -> str:
+    """A Python 3.9 interpreter (what Amazon Linux 2023's python3 is) if this machine has a
+    working one, else the test interpreter."""
+    candidate = shutil.which("python3.9")
+    if candidate:
+        check = subprocess.run(
+            [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 9)"],
+            capture_output=True,
+        )
+        if check.returncode == 0:
+            return candidate
+    return sys.executable
+
+
+@pytest.fixture
+def api_server(tmp_path):
+    """Start deployer/userdata/api_server.py (under Python 3.9, Amazon Linux 2023's python3,
+    when this machine has one) with a self-signed certificate and a credential file."""
+    cert, key = self_signed_pem("localhost", ["localhost"])
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    python = _amazon_linux_python()
+    procs = []
+
+    def start(credential: str, *, anonymous_liveness: bool) -> int:
+        (tmp_path / "credential").write_text(credential + "\n")
+        port = _free_port()
+        env = {
+            **os.environ,
+            "GANTRY_API_PORT": str(port),
+            "GANTRY_API_BIND": "127.0.0.1",
+            "GANTRY_API_CERT": str(tmp_path / "cert.pem"),
+            "GANTRY_API_KEY": str(tmp_path / "key.pem"),
+            "GANTRY_API_CREDENTIAL_FILE": str(tmp_path / "credential"),
+            "GANTRY_API_ANONYMOUS_LIVENESS": "1" if anonymous_liveness else "0",
+        }
+        proc = subprocess.Popen(
+            [python, str(API_SERVER)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        procs.append(proc)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return port
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.05)
+        pytest.fail("api_server.py did not start")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log = proc.stderr.read()
+        # The server logs request lines, never the credential.
+        assert (tmp_path / "credential").read_text().strip() not in log
+
+
+def _get(port: int, headers: dict[str, str], path: str = "/health") -> tuple[int, dict]:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_api_server_requires_the_bearer_credential(api_server):
+    port = api_server("right-credential", anonymous_liveness=False)
+    assert _get(port, {"Authorization": "Bearer right-credential"}) == (
+        200,
+        {"status": "ok", "authenticated": True},
+    )
+    assert _get(port, {"Authorization": "Bearer wrong"})[0] == 401
+    assert _get(port, {"Authorization": "Basic right-credential"})[0] == 401
+    assert _get(port, {})[0] == 401
+    assert _get(port, {"Authorization": "Bearer right-credential"}, "/other")[0] == 404
+
+
+def test_api_server_behind_an_alb_answers_the_health_checker_without_credential(api_server):
+    port = api_server("right-credential", anonymous_liveness=True)
+    assert _get(port, {}) == (200, {"status": "ok"})
+    assert _get(port, {"Authorization": "Bearer wrong"})[0] == 401
+    assert _get(port, {"Authorization": "Bearer right-credential"})[1]["authenticated"] is True
+
+
+@pytest.fixture
+def lambda_module(monkeypatch, moto_endpoint):
+    """The function's module, configured like the deployed function but against moto."""
+    from deployer.lambda_src import handler as module
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("API_HOST", "127.0.0.1")
+    monkeypatch.setenv("API_SCHEME", "https")
+    # A fresh cold start: no cached credential or client.
+    monkeypatch.setattr(module, "_credential", None)
+    monkeypatch.setattr(module, "_secrets_client", None)
+    return module
+
+
+def _secret(moto_endpoint: str, value: str | None) -> str:
+    sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_endpoint)
+    kwargs = {"SecretString": value} if value is not None else {}
+    return sm.create_secret(Name=f"test/{uuid.uuid4().hex}", **kwargs)["ARN"]
+
+
+def test_lambda_calls_the_api_with_the_credential_from_secrets_manager(
+    api_server, lambda_module, moto_endpoint, monkeypatch
+):
+    port = api_server("cred-42", anonymous_liveness=False)
+    monkeypatch.setenv("API_PORT", str(port))
+    monkeypatch.setenv("API_SECRET_ARN", _secret(moto_endpoint, "cred-42"))
+    result = lambda_module.handler({}, None)
+    assert result == {"status": 200, "body": {"status": "ok", "authenticated": True}}
+    assert "cred-42" not in json.dumps(result)
+
+
+def test_lambda_returns_the_api_refusal_after_rereading_the_credential(
+    api_server, lambda_module, moto_endpoint, monkeypatch
+):
+    port = api_server("the-api-credential", anonymous_liveness=False)
+    monkeypatch.setenv("API_PORT", str(port))
+    monkeypatch.setenv("API_SECRET_ARN", _secret(moto_endpoint, "another-value"))
+    result = lambda_module.handler({}, None)
+    assert result["status"] == 401
+    assert result["body"] == {"error": "missing or invalid credential"}
+
+
+def test_lambda_says_clearly_what_failed(lambda_module, moto_endpoint, monkeypatch):
+    monkeypatch.setenv("API_PORT", str(_free_port()))  # nothing listens there
+    monkeypatch.setenv("API_SECRET_ARN", _secret(moto_endpoint, "x"))
+    with pytest.raises(lambda_module.ApiUnreachable, match="no answer from https://127.0.0.1"):
+        lambda_module.handler({}, None)
+
+    monkeypatch.setattr(lambda_module, "_credential", None)
+    missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf"
+    monkeypatch.setenv("API_SECRET_ARN", missing)
+    with pytest.raises(lambda_module.CredentialUnavailable, match="ResourceNotFoundException"):
+        lambda_module.handler({}, None)
+
+    monkeypatch.setenv("API_SECRET_ARN", _secret(moto_endpoint, None))
+    with pytest.raises(lambda_module.CredentialUnavailable, match="no value yet"):
+        lambda_module.handler({}, None)
+
+    monkeypatch.setenv("API_SCHEME", "http")
+    with pytest.raises(lambda_module.ConfigurationError, match="https"):
+        lambda_module.handler({}, None)
+    monkeypatch.setenv("API_SCHEME", "https")
+    monkeypatch.delenv("API_HOST")
+    with pytest.raises(lambda_module.ConfigurationError, match="API_HOST"):
+        lambda_module.handler({}, None)
+
+
+@pytest.mark.skipif(
+    shutil.which("aws") is None or shutil.which("openssl") is None,
+    reason="needs the AWS CLI and openssl, which the instance's prepare.sh runs",
+)
+@pytest.mark.parametrize("existing", [True, False], ids=["secret-has-value", "empty-secret"])
+def test_prepare_script_puts_certificate_and_credential_in_place(tmp_path, moto_endpoint, existing):
+    """The instance's prepare.sh against moto: reads the credential, or generates and stores
+    one when the secret has no value, and never prints it."""
+    arn = _secret(moto_endpoint, "existing-credential" if existing else None)
+    group = subprocess.run(["id", "-gn"], capture_output=True, text=True, check=True).stdout
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "GANTRY_API_SECRET_ARN": arn,
+        "GANTRY_API_REGION": "us-east-1",
+        "GANTRY_API_DIR": str(tmp_path),
+        "GANTRY_API_GROUP": group.strip(),
+    }
+    run = subprocess.run(["bash", str(PREPARE_SH)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    credential = (tmp_path / "credential").read_text()
+    sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_endpoint)
+    assert credential == sm.get_secret_value(SecretId=arn)["SecretString"]
+    if existing:
+        assert credential == "existing-credential"
+    else:
+        assert len(credential) == 40 and credential.isalnum()  # the plan's GenerateSecretString
+    assert credential not in run.stdout + run.stderr
+    assert (tmp_path / "credential").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "tls-key.pem").stat().st_mode & 0o777 == 0o640
+    assert b"BEGIN CERTIFICATE" in (tmp_path / "tls-cert.pem").read_bytes()
+    assert not list(tmp_path.glob(".*"))  # no leftover temporary files
+    # A restart keeps the certificate (valid for a year) and re-reads the credential.
+    cert = (tmp_path / "tls-cert.pem").read_bytes()
+    again = subprocess.run(["bash", str(PREPARE_SH)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "tls-cert.pem").read_bytes() == cert
+    assert (tmp_path / "credential").read_text() == credential
+
+
+# -- Lambda function ----------------------------------------------------------------------------
+
+
+def test_lambda_function_lifecycle(world, aws_context):
+    ctx, known = world
+    node = make_plan("alb")["LambdaFunction"]
+    known[("ApiLoadBalancer", "DNSName")] = "internal-x-1.us-east-1.elb.amazonaws.com"
+    props = resolve(node.properties, known)
+    props["FunctionName"] = f"{ctx.deployment_tag}-fn"  # the account is shared between tests
+    handler = handler_for(node.type)
+
+    assert handler.find(ctx, node, props) == []
+    name = handler.create(ctx, node, props)
+    assert name == props["FunctionName"]
+    result = settle(ctx, node, name)
+    assert isinstance(result, Ready)
+    assert result.attributes["Arn"].endswith(f":function:{name}")
+
+    got = client(ctx, "lambda").get_function(FunctionName=name)
+    assert_gantry_tags(ctx, node, got["Tags"])
+    config = got["Configuration"]
+    expected_sha = base64.b64encode(hashlib.sha256(artifacts.lambda_zip()).digest()).decode()
+    assert config["CodeSha256"] == expected_sha
+    assert config["Handler"] == "index.handler"
+    assert config["TracingConfig"] == {"Mode": "Active"}
+    assert sorted(config["VpcConfig"]["SubnetIds"]) == sorted(
+        [known[("LambdaSubnet1", "Id")], known[("LambdaSubnet2", "Id")]]
+    )
+    assert config["Environment"]["Variables"]["API_SECRET_ARN"] == known[("ApiSecret", "Id")]
+
+    assert handler.find(ctx, node, props) == [name]
+    # Another deployment never adopts it, although the name is the same.
+    assert handler.find(aws_context(), node, props) == []
+
+    delete_twice(ctx, node, name)
+    assert handler.find(ctx, node, props) == []
+
+
+def test_lambda_waits_for_iam_propagation(world):
+    ctx, known = world
+    node = make_plan("ec2")["LambdaFunction"]
+    known[("ApiInstance", "PrivateDnsName")] = "ip-10-0-2-5.ec2.internal"
+    props = resolve(node.properties, known)
+    props["FunctionName"] = f"{ctx.deployment_tag}-fn"
+    # moto answers a role it does not know exactly as AWS answers one IAM has not propagated.
+    props["Role"] = "arn:aws:iam::123456789012:role/not-propagated-yet"
+    with pytest.raises(RetryLater, match="IAM propagation"):
+        handler_for(node.type).create(ctx, node, props)
+
+
+# -- EC2 instance -------------------------------------------------------------------------------
+
+
+def test_instance_lifecycle(world):
+    ctx, known = world
+    node = make_plan("ec2")["ApiInstance"]
+    props = resolve(node.properties, known)
+    handler = handler_for(node.type)
+    ec2 = client(ctx, "ec2")
+
+    assert handler.find(ctx, node, props) == []
+    instance_id = handler.create(ctx, node, props)
+    result = settle(ctx, node, instance_id)
+    assert isinstance(result, Ready)
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert result.attributes == {
+        "PrivateDnsName": instance["PrivateDnsName"],
+        "PrivateIp": instance["PrivateIpAddress"],
+    }
+    assert result.attributes["PrivateIp"].startswith("10.0.2.")
+    assert_gantry_tags(ctx, node, instance["Tags"])
+    assert instance["SubnetId"] == known[("ApiSubnet1", "Id")]
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    ssm_ami = client(ctx, "ssm").get_parameter(Name=props["ImageId"].removeprefix("resolve:ssm:"))
+    assert instance["ImageId"] == ssm_ami["Parameter"]["Value"]
+    volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    for volume in ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]:
+        assert_gantry_tags(ctx, node, volume["Tags"])
+    user_data = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    script = base64.b64decode(user_data["UserData"]["Value"]).decode()
+    assert f"GANTRY_API_SECRET_ARN={known[('ApiSecret', 'Id')]}\n" in script
+    assert "GANTRY_API_PORT=443\n" in script
+    assert "GANTRY_API_ANONYMOUS_LIVENESS=0\n" in script
+
+    assert handler.find(ctx, node, props) == [instance_id]
+    duplicate = ec2.run_instances(
+        ImageId=instance["ImageId"],
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=known[("ApiSubnet1", "Id")],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": gantry_tags(ctx, node.logical_id)}],
+    )["Instances"][0]["InstanceId"]
+    assert sorted(handler.find(ctx, node, props)) == sorted([instance_id, duplicate])
+
+    delete_twice(ctx, node, duplicate)
+    assert handler.find(ctx, node, props) == [instance_id]  # terminated ones are ignored
+    delete_twice(ctx, node, instance_id)
+    assert handler.find(ctx, node, props) == []
+
+
+def test_instance_needs_the_secret_and_the_port(world):
+    ctx, known = world
+    node = make_plan("ec2")["ApiInstance"]
+    props = resolve(node.properties, known)
+    handler = handler_for(node.type)
+    orphan = ResourceNode(node.logical_id, node.type, node.properties, meta={**node.meta})
+    orphan.meta.pop("api_port")
+    with pytest.raises(ValueError, match="api_port"):
+        handler.create(ctx, orphan, props)
+    client(ctx, "secretsmanager").delete_secret(
+        SecretId=known[("ApiSecret", "Id")], ForceDeleteWithoutRecovery=True
+    )
+    with pytest.raises(RetryLater, match="ApiSecret"):
+        handler.create(ctx, node, props)
+    assert handler.find(ctx, node, props) == []
+
+
+def test_client_tokens_follow_the_request(aws_context):
+    ctx = aws_context()
+    node = make_plan("ec2")["ApiInstance"]
+    request = {"ImageId": "ami-1", "InstanceType": "t3.micro"}
+    token = request_token(ctx, node, request)
+    assert token == request_token(ctx, node, dict(reversed(request.items())))  # a retry
+    assert token != request_token(ctx, node, {**request, "ImageId": "ami-2"})  # a new AMI
+    assert token != request_token(aws_context(), node, request)  # another deployment
+    assert len(token) <= 64 and len(derived_token(token, "i-0123")) <= 64
+
+
+def test_image_resolution_falls_back_to_the_newest_al2023_image(aws_context):
+    ctx = aws_context()
+    assert resolve_image_id(ctx, "ami-12345678") == "ami-12345678"
+    resolved = resolve_image_id(ctx, "resolve:ssm:/aws/service/no/such/parameter")
+    image = client(ctx, "ec2").describe_images(ImageIds=[resolved])["Images"][0]
+    assert image["Name"].startswith("al2023-ami-2023")
+    assert image["Name"].endswith("-x86_64")
+
+
+# -- the ALB stack: certificate, target group, load balancer, listener, template, group ---------
+
+
+def test_alb_stack_lifecycle(world):
+    ctx, known = world
+    graph = make_plan("alb")
+    elbv2 = client(ctx, "elbv2")
+    made: list[tuple[ResourceNode, str]] = []
+
+    def create(logical_id: str) -> tuple[ResourceNode, dict[str, Any], str, Ready]:
+        node = graph[logical_id]
+        props = resolve(node.properties, known)
+        handler = handler_for(node.type)
+        assert handler.find(ctx, node, props) == []
+        physical_id = handler.create(ctx, node, props)
+        result = settle(ctx, node, physical_id)
+        assert isinstance(result, Ready), result
+        assert handler.find(ctx, node, props) == [physical_id]
+        known[(logical_id, "Id")] = physical_id
+        known.update({(logical_id, k): v for k, v in result.attributes.items()})
+        made.append((node, physical_id))
+        return node, props, physical_id, result
+
+    # Certificate: self-signed, imported with the tags, the key only in ACM.
+    node, props, cert_arn, _ = create("ApiCertificate")
+    acm = client(ctx, "acm")
+    described = acm.describe_certificate(CertificateArn=cert_arn)["Certificate"]
+    assert described["Type"] == "IMPORTED"
+    assert described["DomainName"] == f"{ctx.deployment_tag}.internal"
+    assert "*.us-east-1.elb.amazonaws.com" in described["SubjectAlternativeNames"]
+    assert_gantry_tags(ctx, node, acm.list_tags_for_certificate(CertificateArn=cert_arn)["Tags"])
+    cert, key = self_signed_pem("dup.internal", ["dup.internal"])
+    duplicate = acm.import_certificate(
+        Certificate=cert, PrivateKey=key, Tags=gantry_tags(ctx, node.logical_id)
+    )["CertificateArn"]
+    assert sorted(handler_for(node.type).find(ctx, node, props)) == sorted([cert_arn, duplicate])
+    delete_twice(ctx, node, duplicate)
+
+    # Target group and load balancer: ELBv2 finds are list-then-check-tags.
+    node, props, tg_arn, result = create("ApiTargetGroup")
+    assert result.attributes == {}
+    tg = elbv2.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
+    assert (tg["Protocol"], tg["Port"], tg["HealthCheckPath"]) == ("HTTPS", 443, "/health")
+    assert len(tg["TargetGroupName"]) <= 32
+    assert_gantry_tags(
+        ctx, node, elbv2.describe_tags(ResourceArns=[tg_arn])["TagDescriptions"][0]["Tags"]
+    )
+    duplicate = elbv2.create_target_group(
+        Name=f"dup-{uuid.uuid4().hex[:8]}",
+        Protocol="HTTPS",
+        Port=443,
+        VpcId=known[("Vpc", "Id")],
+        Tags=gantry_tags(ctx, node.logical_id),
+    )["TargetGroups"][0]["TargetGroupArn"]
+    assert sorted(handler_for(node.type).find(ctx, node, props)) == sorted([tg_arn, duplicate])
+    delete_twice(ctx, node, duplicate)
+
+    node, props, lb_arn, result = create("ApiLoadBalancer")
+    lb = elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]
+    assert result.attributes == {"DNSName": lb["DNSName"]}
+    assert lb["Scheme"] == "internal"
+    assert len(lb["LoadBalancerName"]) <= 32
+    assert_gantry_tags(
+        ctx, node, elbv2.describe_tags(ResourceArns=[lb_arn])["TagDescriptions"][0]["Tags"]
+    )
+    duplicate = elbv2.create_load_balancer(
+        Name=f"dup-{uuid.uuid4().hex[:8]}",
+        Subnets=props["Subnets"],
+        Scheme="internal",
+        Tags=gantry_tags(ctx, node.logical_id),
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    assert sorted(handler_for(node.type).find(ctx, node, props)) == sorted([lb_arn, duplicate])
+    delete_twice(ctx, node, duplicate)
+
+    node, props, listener_arn, _ = create("ApiListener")
+    listener = elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"][0]
+    assert (listener["Protocol"], listener["Port"]) == ("HTTPS", 443)
+    assert listener["Certificates"][0]["CertificateArn"] == cert_arn
+    assert listener["DefaultActions"][0]["TargetGroupArn"] == tg_arn
+    tags = elbv2.describe_tags(ResourceArns=[listener_arn])["TagDescriptions"][0]["Tags"]
+    assert_gantry_tags(ctx, node, tags)
+
+    # While the listener forwards to it, the target group cannot go: a transient condition.
+    with pytest.raises(RetryLater, match="listener"):
+        handler_for("AWS::ElasticLoadBalancingV2::TargetGroup").delete(
+            ctx, graph["ApiTargetGroup"], tg_arn
+        )
+
+    # Launch template: instances get the gantry tags of the Auto Scaling group.
+    node, props, template_id, result = create("ApiLaunchTemplate")
+    assert result.attributes == {"LatestVersionNumber": "1"}
+    ec2 = client(ctx, "ec2")
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
+    assert_gantry_tags(ctx, node, template["Tags"])
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]
+    planned = node.properties["LaunchTemplateData"]["TagSpecifications"][0]["Tags"]
+    # moto also lists the template's own "launch-template" tags in the version's data.
+    instance_specs = [
+        s for s in data["TagSpecifications"] if s["ResourceType"] != "launch-template"
+    ]
+    assert {s["ResourceType"] for s in instance_specs} == {"instance", "volume"}
+    for spec in instance_specs:
+        tags = as_dict(spec["Tags"])
+        assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag
+        assert tags[TAG_LOGICAL_ID] == "ApiAutoScalingGroup"
+        assert tags["Name"] == as_dict(planned)["Name"]  # "<name>-api-instance", as planned
+    assert data["ImageId"].startswith("ami-")
+    assert data["IamInstanceProfile"]["Arn"] == known[("ApiInstanceProfile", "Arn")]
+    script = base64.b64decode(data["UserData"]).decode()
+    assert "GANTRY_API_ANONYMOUS_LIVENESS=1\n" in script
+    assert f"GANTRY_API_SECRET_ARN={known[('ApiSecret', 'Id')]}\n" in script
+    duplicate = ec2.create_launch_template(
+        LaunchTemplateName=f"dup-{uuid.uuid4().hex[:8]}",
+        LaunchTemplateData={"ImageId": data["ImageId"]},
+        TagSpecifications=[
+            {"ResourceType": "launch-template", "Tags": gantry_tags(ctx, node.logical_id)}
+        ],
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    assert sorted(handler_for(node.type).find(ctx, node, props)) == sorted([template_id, duplicate])
+    delete_twice(ctx, node, duplicate)
+
+    # Auto Scaling group: ready once MinSize instances are InService.
+    node, props, group_name, result = create("ApiAutoScalingGroup")
+    autoscaling = client(ctx, "autoscaling")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
+        "AutoScalingGroups"
+    ][0]
+    assert group_name == ctx.physical_name(node, 255)
+    assert sorted(group["VPCZoneIdentifier"].split(",")) == sorted(props["VPCZoneIdentifier"])
+    assert group["TargetGroupARNs"] == [tg_arn]
+    assert_gantry_tags(ctx, node, group["Tags"])
+    assert not any(t["PropagateAtLaunch"] for t in group["Tags"])
+    in_service = [i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService"]
+    assert len(in_service) >= props["MinSize"]
+    launched = ec2.describe_instances(InstanceIds=in_service)["Reservations"][0]["Instances"][0]
+    assert as_dict(launched["Tags"])[TAG_LOGICAL_ID] == "ApiAutoScalingGroup"
+    duplicate = f"dup-{uuid.uuid4().hex[:8]}"
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=duplicate,
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"},
+        VPCZoneIdentifier=known[("ApiSubnet1", "Id")],
+        Tags=[
+            {
+                **t,
+                "PropagateAtLaunch": False,
+                "ResourceId": duplicate,
+                "ResourceType": "auto-scaling-group",
+            }
+            for t in gantry_tags(ctx, node.logical_id)
+        ],
+    )
+    assert sorted(handler_for(node.type).find(ctx, node, props)) == sorted([group_name, duplicate])
+    delete_twice(ctx, node, duplicate)
+
+    # Destroy in reverse order; every delete tolerates an already-deleted resource.
+    for node, physical_id in reversed(made):
+        delete_twice(ctx, node, physical_id)
+        assert handler_for(node.type).find(ctx, node, resolve(node.properties, known)) == []
