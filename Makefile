@@ -34,6 +34,8 @@ format: install
 
 bench: install
 	$(BIN)/python bench/preview_bench.py
+	$(BIN)/python bench/event_latency_bench.py
+	$(BIN)/python bench/deploy_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis staticfiles .run

@@ -134,7 +134,7 @@ class Pass:
         self.event("resource", message, record, physical_id=record.physical_id, **data)
 
     def over_budget(self) -> bool:
-        return time.monotonic() - self.started > _setting("GANTRY_PASS_BUDGET", 3.0)
+        return time.monotonic() - self.started > _setting("GANTRY_PASS_BUDGET", 1.0)
 
     def label(self, node: ResourceNode) -> str:
         return f"{node.meta.get('label') or node.logical_id} ({node.logical_id})"

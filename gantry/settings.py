@@ -162,7 +162,7 @@ GANTRY_SANDBOX_ENDPOINT = os.environ.get("GANTRY_SANDBOX_ENDPOINT", "")
 #: Reconciler tuning (seconds).
 GANTRY_POLL_MIN = float(os.environ.get("GANTRY_POLL_MIN", "0.5"))
 GANTRY_POLL_MAX = float(os.environ.get("GANTRY_POLL_MAX", "10"))
-GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "3"))
+GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "1"))
 GANTRY_MAX_RETRIES = int(os.environ.get("GANTRY_MAX_RETRIES", "12"))
 GANTRY_DELETE_PATIENCE = float(os.environ.get("GANTRY_DELETE_PATIENCE", "7200"))
 GANTRY_REAP_AFTER = float(os.environ.get("GANTRY_REAP_AFTER", "60"))

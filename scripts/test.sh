@@ -10,6 +10,9 @@ ensure_redis || echo "No Redis could be started; the tests start their own." >&2
 if [ -z "${DATABASE_URL:-}" ]; then
   if ensure_postgres; then
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/gantry
+    # pytest creates test_gantry itself; the database named in the URL is for manage.py checks.
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='gantry'" \
+      | grep -q 1 || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE gantry" || true
   else
     echo "PostgreSQL is not reachable: testing against SQLite." >&2
   fi

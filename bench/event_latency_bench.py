@@ -1,0 +1,177 @@
+"""Event-to-browser latency of the live deployment stream.
+
+Starts the web server (uvicorn, production settings) against a scratch SQLite database and the
+real Redis, opens the Server-Sent Events stream of a deployment as a logged-in team member, and
+appends numbered events the way the reconciler does (a row under the deployment's lock, pushed
+through Redis pub/sub after commit). Latency is from the commit to the event's arrival at the
+client. Also checks that the client saw every event once, in order. Budget: p95 <= 250 ms.
+
+    .venv/bin/python bench/event_latency_bench.py [--events 300] [--interval 0.02]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BUDGET_MS = 250.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--interval", type=float, default=0.02)
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="gantry-event-bench-")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "gantry.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": uuid.uuid4().hex * 2,
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": f"{tmp}/static",
+        "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+        "GANTRY_QUEUE": f"event-bench-{uuid.uuid4().hex[:8]}",  # nothing consumes it
+        "GANTRY_SANDBOX_ENDPOINT": "http://127.0.0.1:9",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    py = sys.executable
+    subprocess.run(
+        [py, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+
+    import django
+
+    django.setup()
+    from django.db import transaction
+
+    from deployer import events, services
+    from deployer.models import Deployment
+    from designer.services import design_create
+    from designer.spec import DEFAULT_SPEC
+    from teams.services import demo_setup
+
+    user, team = demo_setup(username="bench", password="bench-pass-1", team_name="bench")
+    design = design_create(team=team, user=user, spec_data=DEFAULT_SPEC)
+    deployment = services.deployment_start(
+        design=design, target=services.target_sandbox_ensure(team=team), user=user
+    )
+    first = deployment.last_event_seq
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            py,
+            "-m",
+            "uvicorn",
+            "gantry.asgi:application",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    received: dict[int, float] = {}
+    order: list[int] = []
+    try:
+        for _ in range(100):
+            try:
+                requests.get(base + "/login/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        s = requests.Session()
+        s.get(base + "/login/")
+        s.post(
+            base + "/login/",
+            data={
+                "username": "bench",
+                "password": "bench-pass-1",
+                "csrfmiddlewaretoken": s.cookies["csrftoken"],
+            },
+        )
+        stream = s.get(
+            f"{base}/deployments/{deployment.pk}/events/stream",
+            headers={"Last-Event-ID": str(first)},
+            stream=True,
+            timeout=60,
+        )
+        stream.raise_for_status()
+        last = first + args.events
+
+        def reader():
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith("data: "):
+                    seq = json.loads(line[6:])["seq"]
+                    received[seq] = time.perf_counter()
+                    order.append(seq)
+                    if seq >= last:
+                        return
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        time.sleep(0.5)  # the stream is subscribed
+        sent: dict[int, float] = {}
+        for i in range(args.events):
+            terminal = i == args.events - 1
+            with transaction.atomic():
+                dep = Deployment.objects.select_for_update().get(pk=deployment.pk)
+                event = events.append(
+                    dep,
+                    kind="status" if terminal else "resource",
+                    message=f"bench event {i}",
+                    state="succeeded" if terminal else "creating",
+                )
+                dep.save(update_fields=["last_event_seq"])
+                sent[event.seq] = time.perf_counter()  # commit (and publish) follow at once
+            time.sleep(args.interval)
+        thread.join(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    latencies = [(received[seq] - sent[seq]) * 1000 for seq in sent if seq in received]
+    missing = [seq for seq in sent if seq not in received]
+    in_order = order == sorted(order) and len(order) == len(set(order))
+    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else float("inf")
+    print(
+        f"events sent={len(sent)} received={len(latencies)} missing={len(missing)} "
+        f"in order without repeats={in_order}"
+    )
+    print(
+        f"event-to-browser latency p50={statistics.median(latencies):.1f} ms p95={p95:.1f} ms "
+        f"max={max(latencies):.1f} ms  budget p95<={BUDGET_MS:.0f} ms: "
+        f"{'meets' if p95 <= BUDGET_MS else 'MISSES'}"
+    )
+    return 0 if p95 <= BUDGET_MS and not missing and in_order else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
