@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 CLIENT_CONFIG = Config(
@@ -25,6 +26,68 @@ CLIENT_CONFIG = Config(
 )
 
 _local = threading.local()
+_loader_lock = threading.Lock()
+_loader = None
+
+#: The services the resource handlers call.
+SERVICES = (
+    "ec2",
+    "iam",
+    "lambda",
+    "logs",
+    "secretsmanager",
+    "elbv2",
+    "autoscaling",
+    "acm",
+    "ssm",
+    "sts",
+)
+
+
+def _shared_loader():
+    """One botocore data loader per process: parsing a service model (EC2's is megabytes of
+    JSON) takes hundreds of milliseconds, and every new session would do it again."""
+    global _loader
+    with _loader_lock:
+        if _loader is None:
+            _loader = botocore.session.get_session().get_component("data_loader")
+        return _loader
+
+
+def _new_session(**kwargs: Any) -> boto3.session.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
+    return boto3.session.Session(botocore_session=core, **kwargs)
+
+
+def warm_up() -> None:
+    """Load the service models of every service Gantry calls, once, before the first pass
+    (Celery's worker_process_init), so a deployment does not wait for it."""
+    session = _new_session(region_name="us-east-1")
+    for service in SERVICES:
+        session.client(service, endpoint_url="http://127.0.0.1:1", config=CLIENT_CONFIG)
+
+
+def _count_retries(parsed: Any = None, **_: Any) -> None:
+    """Note calls that botocore had to retry (throttling, 5xx, a lost response): a retried
+    create may have taken effect twice."""
+    metadata = (parsed or {}).get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+    if metadata.get("RetryAttempts"):
+        _local.retried = True
+
+
+class retries_seen:  # noqa: N801 - used as a context manager, reads like a phrase
+    """``with retries_seen() as seen: ...; seen.any`` tells whether any call in the block, in this
+    thread, was retried by botocore."""
+
+    any = False
+
+    def __enter__(self) -> retries_seen:
+        _local.retried = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.any = bool(getattr(_local, "retried", False))
 
 
 def client_factory(
@@ -47,7 +110,7 @@ def client_factory(
             cache.pop(key, None)
         if key not in cache:
             if role_arn:
-                sts = boto3.session.Session().client(
+                sts = _new_session().client(
                     "sts", region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG
                 )
                 kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": "gantry"}
@@ -55,14 +118,14 @@ def client_factory(
                     kwargs["ExternalId"] = external_id
                 creds = sts.assume_role(**kwargs)["Credentials"]
                 expires[key] = creds["Expiration"].timestamp()
-                cache[key] = boto3.session.Session(
+                cache[key] = _new_session(
                     aws_access_key_id=creds["AccessKeyId"],
                     aws_secret_access_key=creds["SecretAccessKey"],
                     aws_session_token=creds["SessionToken"],
                     region_name=region,
                 )
             else:
-                cache[key] = boto3.session.Session(region_name=region)
+                cache[key] = _new_session(region_name=region)
         return cache[key]
 
     def client(service: str) -> Any:
@@ -72,6 +135,7 @@ def client_factory(
             clients[service] = sess.client(
                 service, region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG
             )
+            clients[service].meta.events.register("after-call", _count_retries)
         return clients[service]
 
     return client

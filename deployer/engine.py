@@ -14,8 +14,10 @@ depends on it is gone, and ``DependencyViolation`` is waited out with backoff, s
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployer import events
-from deployer.aws import client_factory
+from deployer.aws import client_factory, retries_seen
 from deployer.errors import Fatal, Retry, backoff, classify
 from deployer.models import Deployment, ResourceRecord
 from deployer.resources import handler_for
@@ -91,14 +93,41 @@ def resolve(value: Any, records: dict[str, ResourceRecord]) -> Any:
 
 
 def poll_delay(record: ResourceRecord, now: datetime) -> float:
-    """How long until the next look at a resource AWS is still working on: a tenth of the time
-    waited so far, between the configured bounds, so short waits are noticed quickly and long
-    ones are not polled hard."""
+    """How long until the next look at a resource AWS is still working on: a twentieth of the
+    time waited so far, between the configured bounds, so a wait is noticed within about 5 % of
+    its length and long waits are not polled hard."""
     since = record.delete_started_at or record.started_at or now
     waited = max(0.0, (now - since).total_seconds())
-    return min(
-        _setting("GANTRY_POLL_MAX", 10.0), max(_setting("GANTRY_POLL_MIN", 0.5), waited / 10)
-    )
+    low, high = _setting("GANTRY_POLL_MIN", 0.25), _setting("GANTRY_POLL_MAX", 10.0)
+    return min(high, max(low, waited / 20))
+
+
+@dataclass
+class Step:
+    """What the AWS half of one node's step saw (see :meth:`Pass.aws_step`)."""
+
+    physical_id: str
+    phase: str
+    started: str = ""  # "created" or "adopted" when this step started the node
+    clean_create: bool = False  # created by a call botocore did not have to retry
+    extras: list[str] = field(default_factory=list)  # twins found and deleted
+    reasons: list[str] = field(default_factory=list)  # new pending reasons, in order
+    result: Ready | Pending | Failed | None = None
+    error: Exception | None = None
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads for the AWS calls of a wave, one pool per process (a pool made before a prefork
+    worker forks has no threads in the child)."""
+    pid = os.getpid()
+    if pid not in _pools:
+        _pools[pid] = ThreadPoolExecutor(
+            max_workers=int(_setting("GANTRY_AWS_THREADS", 8)), thread_name_prefix="gantry-aws"
+        )
+    return _pools[pid]
 
 
 @dataclass
@@ -174,72 +203,102 @@ class Pass:
     # --- deploy --------------------------------------------------------------------------------
 
     def deploy(self) -> bool:
-        """Start and check nodes; True when a node failed for good."""
-        for node in self.graph.topological_order():
-            record = self.records[node.logical_id]
-            due = record.next_check_at is None or record.next_check_at <= self.now
-            if record.state == R.PENDING and due and not self.over_budget():
-                deps_ready = all(self.records[d].state == R.READY for d in node.depends_on)
-                if deps_ready and self.start(node, record):
+        """Start and check nodes in waves; True when a node failed for good.
+
+        Each wave takes every node that can move now (pending with all dependencies ready, or
+        creating and due for a look), does its AWS calls in parallel threads (no database work
+        there), then records the outcomes in order. Nodes that became ready unlock the next
+        wave within the same pass, until the pass's time budget is spent.
+        """
+        looked_at: set[str] = set()
+        while not self.over_budget():
+            wave = []
+            for node in self.graph.topological_order():
+                record = self.records[node.logical_id]
+                due = record.next_check_at is None or record.next_check_at <= self.now
+                if not due or node.logical_id in looked_at:
+                    continue
+                if record.state == R.CREATING or (
+                    record.state == R.PENDING
+                    and all(self.records[d].state == R.READY for d in node.depends_on)
+                ):
+                    wave.append(node)
+            if not wave:
+                return False
+            jobs = []
+            for node in wave:
+                record = self.records[node.logical_id]
+                if record.state == R.PENDING:
+                    record.started_at = record.started_at or self.now
+                try:
+                    props = resolve(node.properties, self.records)
+                except Unresolvable as exc:
+                    props = exc
+                jobs.append((node, record.state, record.physical_id, record.waiting_reason, props))
+            for (node, *_), step in zip(jobs, _pool().map(self.aws_step, jobs), strict=True):
+                looked_at.add(node.logical_id)
+                if self.apply(node, self.records[node.logical_id], step):
                     return True
-            elif record.state == R.CREATING and due and self.check(node, record):
-                return True
         return False
 
-    def start(self, node: ResourceNode, record: ResourceRecord) -> bool:
+    def aws_step(self, job: tuple) -> Step:
+        """The AWS half of a step, run in a pool thread: find or create, then look. It touches
+        no record and no database; :meth:`apply` does that in the pass's own thread."""
+        node, state, physical_id, last_reason, props = job
         handler = handler_for(node.type)
-        record.started_at = record.started_at or self.now
+        step = Step(
+            physical_id=physical_id, phase="create" if state == R.PENDING else "become ready"
+        )
         try:
-            props = resolve(node.properties, self.records)
-            found = handler.find(self.ctx, node, props)
-            if found:
-                record.physical_id = found[0]
-                self.remove_duplicates(node, record, found[1:])
-                message = f"{self.label(node)} already exists as {found[0]}; adopting it"
-            else:
-                record.physical_id = handler.create(self.ctx, node, props)
-                message = f"Creating {self.label(node)}: {record.physical_id}"
-        except Exception as exc:  # noqa: BLE001 - classified: retry or a sentence
-            return self.handle_error(node, record, exc, "create")
-        record.next_check_at = self.now
-        self.set_state(record, R.CREATING, message)
-        return self.check(node, record)
-
-    def check(self, node: ResourceNode, record: ResourceRecord) -> bool:
-        handler = handler_for(node.type)
-        try:
-            result = handler.check_ready(self.ctx, node, record.physical_id)
-            if isinstance(result, Ready):
-                # A create whose response was lost and retried can leave a twin: look once more.
-                props = resolve(node.properties, self.records)
+            if isinstance(props, Exception):
+                raise props
+            if state == R.PENDING:
                 found = handler.find(self.ctx, node, props)
-                self.remove_duplicates(node, record, [f for f in found if f != record.physical_id])
-        except Exception as exc:  # noqa: BLE001
-            return self.handle_error(node, record, exc, "become ready")
-        if isinstance(result, Ready):
-            record.attributes = {**record.attributes, **result.attributes}
-            record.ready_at = self.now
-            elapsed = (self.now - (record.started_at or self.now)).total_seconds()
-            self.set_state(record, R.READY, f"{self.label(node)} is ready ({elapsed:.1f} s)")
-            return False
-        if isinstance(result, Failed):
-            record.last_error = result.reason
-            self.set_state(record, R.FAILED, f"{self.label(node)} failed: {result.reason}")
-            return True
-        assert isinstance(result, Pending)  # noqa: S101
-        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
-        if record.waiting_reason != result.reason:
-            record.waiting_reason = result.reason
-            self.changed.add(record.logical_id)
-            self.event("waiting", f"{self.label(node)}: {result.reason}", record)
-        return False
+                if found:
+                    step.physical_id, step.started = found[0], "adopted"
+                    step.extras += self.delete_twins(node, found[1:])
+                else:
+                    with retries_seen() as seen:
+                        step.physical_id = handler.create(self.ctx, node, props)
+                    step.started, step.clean_create = "created", not seen.any
+                step.phase = "become ready"
+            # A handler that made progress itself (its reason changed: a configuration step such
+            # as revoking a default rule) is looked at again at once rather than after a poll.
+            for _ in range(3):
+                result = handler.check_ready(self.ctx, node, step.physical_id)
+                if isinstance(result, Ready) and not step.clean_create:
+                    # A create whose response was lost and retried can leave a twin. A create
+                    # answered on its first try cannot, and the find before it ruled out others.
+                    found = handler.find(self.ctx, node, props)
+                    step.extras += self.delete_twins(
+                        node, [f for f in found if f != step.physical_id]
+                    )
+                if not isinstance(result, Pending) or result.reason in (last_reason, *step.reasons):
+                    break
+                step.reasons.append(result.reason)
+            step.result = result
+        except Exception as exc:  # noqa: BLE001 - classified in apply(): retry or a sentence
+            step.error = exc
+        return step
 
-    def remove_duplicates(
-        self, node: ResourceNode, record: ResourceRecord, extras: list[str]
-    ) -> None:
+    def delete_twins(self, node: ResourceNode, extras: list[str]) -> list[str]:
         handler = handler_for(node.type)
         for extra in extras:
             handler.delete(self.ctx, node, extra)
+        return list(extras)
+
+    def apply(self, node: ResourceNode, record: ResourceRecord, step: Step) -> bool:
+        """Record what a step saw; True when the node failed for good."""
+        if step.started:
+            record.physical_id = step.physical_id
+            record.next_check_at = self.now
+            verb = (
+                f"already exists as {step.physical_id}; adopting it"
+                if step.started == "adopted"
+                else f"creating {step.physical_id}"
+            )
+            self.set_state(record, R.CREATING, f"{self.label(node)}: {verb}")
+        for extra in step.extras:
             self.event(
                 "duplicate",
                 f"{self.label(node)}: found a second resource {extra} with the same tags "
@@ -248,6 +307,27 @@ class Pass:
                 record,
                 duplicate=extra,
             )
+        if step.error is not None:
+            return self.handle_error(node, record, step.error, step.phase)
+        result = step.result
+        if isinstance(result, Ready):
+            record.attributes = {**record.attributes, **result.attributes}
+            record.ready_at = self.now
+            elapsed = (timezone.now() - (record.started_at or self.now)).total_seconds()
+            self.set_state(record, R.READY, f"{self.label(node)} is ready ({elapsed:.1f} s)")
+            return False
+        if isinstance(result, Failed):
+            record.last_error = result.reason
+            self.set_state(record, R.FAILED, f"{self.label(node)} failed: {result.reason}")
+            return True
+        assert isinstance(result, Pending)  # noqa: S101
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        for reason in step.reasons:
+            self.event("waiting", f"{self.label(node)}: {reason}", record)
+        if record.waiting_reason != result.reason:
+            record.waiting_reason = result.reason
+            self.changed.add(record.logical_id)
+        return False
 
     # --- destroy -------------------------------------------------------------------------------
 

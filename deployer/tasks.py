@@ -6,6 +6,7 @@ import logging
 
 import redis
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import transaction
 
@@ -16,6 +17,20 @@ logger = logging.getLogger(__name__)
 #: A message redelivered more often than this (a pass that keeps killing its worker) is
 #: dropped; the reaper re-kicks the deployment with a fresh token after a pause.
 MAX_DELIVERIES = 5
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    """Pay the one-off costs (handler imports, AWS service models) when a worker process
+    starts, not inside the first deployment's first pass."""
+    import importlib
+
+    from deployer.aws import warm_up
+    from deployer.resources import MODULES
+
+    for module in set(MODULES.values()):
+        importlib.import_module(f"deployer.resources.{module}")
+    warm_up()
 
 
 def _deliveries(task_id: str) -> int:

@@ -160,7 +160,7 @@ CELERY_BEAT_SCHEDULE = {
 #: The sandbox target's AWS endpoint (the emulator behind the sandbox proxy).
 GANTRY_SANDBOX_ENDPOINT = os.environ.get("GANTRY_SANDBOX_ENDPOINT", "")
 #: Reconciler tuning (seconds).
-GANTRY_POLL_MIN = float(os.environ.get("GANTRY_POLL_MIN", "0.5"))
+GANTRY_POLL_MIN = float(os.environ.get("GANTRY_POLL_MIN", "0.25"))
 GANTRY_POLL_MAX = float(os.environ.get("GANTRY_POLL_MAX", "10"))
 GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "1"))
 GANTRY_MAX_RETRIES = int(os.environ.get("GANTRY_MAX_RETRIES", "12"))
