@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,17 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
+from _web import login, prepare, production_env, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BUDGET_MS = 250.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:
@@ -42,27 +33,13 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--interval", type=float, default=0.02)
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="gantry-event-bench-")
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "gantry.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_COOKIES": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "STATIC_ROOT": f"{tmp}/static",
-        "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-        "GANTRY_QUEUE": f"event-bench-{uuid.uuid4().hex[:8]}",  # nothing consumes it
-        "GANTRY_SANDBOX_ENDPOINT": "http://127.0.0.1:9",
-        "LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env)
-    py = sys.executable
-    subprocess.run(
-        [py, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    env = production_env(
+        tempfile.mkdtemp(prefix="gantry-event-bench-"),
+        GANTRY_QUEUE=f"event-bench-{uuid.uuid4().hex[:8]}",  # nothing consumes it
+        GANTRY_SANDBOX_ENDPOINT="http://127.0.0.1:9",
     )
-    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    os.environ.update(env)
+    prepare(env)
 
     import django
 
@@ -82,41 +59,11 @@ def main() -> int:
     )
     first = deployment.last_event_seq
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            py,
-            "-m",
-            "uvicorn",
-            "gantry.asgi:application",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(env)
     received: dict[int, float] = {}
     order: list[int] = []
     try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/login/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        s = requests.Session()
-        s.get(base + "/login/")
-        s.post(
-            base + "/login/",
-            data={
-                "username": "bench",
-                "password": "bench-pass-1",
-                "csrfmiddlewaretoken": s.cookies["csrftoken"],
-            },
-        )
+        s = login(base, "bench", "bench-pass-1")
         stream = s.get(
             f"{base}/deployments/{deployment.pk}/events/stream",
             headers={"Last-Event-ID": str(first)},

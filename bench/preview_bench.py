@@ -13,27 +13,16 @@ Prints p50/p95/max for both and whether they meet the budgets (150 ms and 20 ms 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from pathlib import Path
 
-import requests
+from _web import ROOT, login, pct, prepare, production_env, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
 BUDGET_UNSEEN_MS = 150.0
 BUDGET_SEEN_MS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def specs(n: int) -> list[dict]:
@@ -83,77 +72,30 @@ def form(spec: dict) -> dict:
     }
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--specs", type=int, default=120)
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="gantry-bench-")
-    # Production settings (DEBUG off, persistent DB connections, manifest static files), with
-    # only what plain HTTP on loopback needs relaxed: no TLS redirect, cookies without Secure.
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "gantry.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_COOKIES": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "STATIC_ROOT": f"{tmp}/static",
-        "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-        "DATABASE_CONN_MAX_AGE": "60",
-        "CACHE_KEY_PREFIX": f"bench-{uuid.uuid4().hex}",
-        "LOG_LEVEL": "WARNING",
-    }
-    py = sys.executable
+    env = production_env(tempfile.mkdtemp(prefix="gantry-bench-"))
+    prepare(env)
     subprocess.run(
-        [py, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
-    subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [py, "manage.py", "gantry_demo", "--username", "bench", "--password", "bench-pass-1"],
+        [
+            sys.executable,
+            "manage.py",
+            "gantry_demo",
+            "--username",
+            "bench",
+            "--password",
+            "bench-pass-1",
+        ],
         cwd=ROOT,
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            py,
-            "-m",
-            "uvicorn",
-            "gantry.asgi:application",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(env)
     try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/login/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        s = requests.Session()
-        s.get(base + "/login/")
-        s.post(
-            base + "/login/",
-            data={
-                "username": "bench",
-                "password": "bench-pass-1",
-                "csrfmiddlewaretoken": s.cookies["csrftoken"],
-            },
-        )
+        s = login(base, "bench", "bench-pass-1")
         headers = {"X-CSRFToken": s.cookies["csrftoken"], "Referer": base + "/designs/new/"}
         url = base + "/designs/preview/"
 

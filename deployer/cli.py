@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from typing import Any
+
+from django.core.management.base import CommandError
 
 from deployer.models import Deployment
 
@@ -44,3 +48,22 @@ def wait(deployment: Deployment, *, timeout: float, on_event=None) -> Deployment
                 f"deployment {deployment.pk} is still {deployment.status} after {timeout:.0f} s"
             )
         time.sleep(0.5)
+
+
+def report(command, deployment: Deployment, opts: dict[str, Any], *, success: str) -> None:
+    """The end of `deploy` and `destroy`: wait if asked (printing events unless --json), print
+    the summary (the last line is the JSON object with --json), exit 1 unless ``success``."""
+    if opts["wait"]:
+        printer = (
+            None if opts["json"] else (lambda e: command.stdout.write(f"  #{e.seq} {e.message}"))
+        )
+        try:
+            wait(deployment, timeout=opts["timeout"], on_event=printer)
+        except TimeoutError as exc:
+            raise CommandError(str(exc), returncode=1) from None
+    out = summary(deployment)
+    command.stdout.write(
+        json.dumps(out) if opts["json"] else f"status: {out['status']} {out['reason']}"
+    )
+    if opts["wait"] and out["status"] != success:
+        sys.exit(1)

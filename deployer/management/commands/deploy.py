@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from deployer import services
-from deployer.cli import summary, wait
+from deployer.cli import report
 from deployer.models import Target
 from designer.cli import EXIT_INVALID, read_spec_file, write_issues
 from designer.models import Design
@@ -70,17 +70,4 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"deployment {deployment.pk} started ({design.name} v{design.version} -> {target.name})"
             )
-        if opts["wait"]:
-            printer = (
-                None if opts["json"] else (lambda e: self.stdout.write(f"  #{e.seq} {e.message}"))
-            )
-            try:
-                wait(deployment, timeout=opts["timeout"], on_event=printer)
-            except TimeoutError as exc:
-                raise CommandError(str(exc), returncode=1) from None
-        out = summary(deployment)
-        self.stdout.write(
-            json.dumps(out) if opts["json"] else f"status: {out['status']} {out['reason']}"
-        )
-        if opts["wait"] and out["status"] != "succeeded":
-            sys.exit(1)
+        report(self, deployment, opts, success="succeeded")

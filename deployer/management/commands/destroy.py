@@ -1,13 +1,10 @@
 """`manage.py destroy ID [--wait] [--json]`."""
 
-import json
-import sys
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from deployer import services
-from deployer.cli import summary, wait
+from deployer.cli import report
 from deployer.management.commands.deploy import CLI_USER
 from deployer.models import Deployment
 
@@ -31,17 +28,4 @@ class Command(BaseCommand):
             services.deployment_destroy(deployment=deployment, user=user)
         except (services.InvalidTransition, services.DeploymentConflict) as exc:
             raise CommandError(str(exc), returncode=1) from None
-        if opts["wait"]:
-            printer = (
-                None if opts["json"] else (lambda e: self.stdout.write(f"  #{e.seq} {e.message}"))
-            )
-            try:
-                wait(deployment, timeout=opts["timeout"], on_event=printer)
-            except TimeoutError as exc:
-                raise CommandError(str(exc), returncode=1) from None
-        out = summary(deployment)
-        self.stdout.write(
-            json.dumps(out) if opts["json"] else f"status: {out['status']} {out['reason']}"
-        )
-        if opts["wait"] and out["status"] != "destroyed":
-            sys.exit(1)
+        report(self, deployment, opts, success="destroyed")
