@@ -99,7 +99,7 @@ def poll_delay(record: ResourceRecord, now: datetime) -> float:
     since = record.delete_started_at or record.started_at or now
     waited = max(0.0, (now - since).total_seconds())
     low, high = _setting("GANTRY_POLL_MIN", 0.25), _setting("GANTRY_POLL_MAX", 10.0)
-    return min(high, max(low, waited / 20))
+    return min(high, max(low, waited / _setting("GANTRY_POLL_FRACTION", 20)))
 
 
 @dataclass
@@ -312,8 +312,8 @@ class Pass:
         result = step.result
         if isinstance(result, Ready):
             record.attributes = {**record.attributes, **result.attributes}
-            record.ready_at = self.now
-            elapsed = (timezone.now() - (record.started_at or self.now)).total_seconds()
+            record.ready_at = timezone.now()
+            elapsed = (record.ready_at - (record.started_at or self.now)).total_seconds()
             self.set_state(record, R.READY, f"{self.label(node)} is ready ({elapsed:.1f} s)")
             return False
         if isinstance(result, Failed):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import asdict
 from typing import Any
 
@@ -70,6 +71,30 @@ def _cache_key(spec: Spec, assumptions: Assumptions) -> str:
     return "preview:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: A small per-process memo in front of Redis: the spec a user is typing into is asked for again
+#: and again, and a dictionary lookup is cheaper than a network round trip. Redis stays the
+#: cache shared by every web process.
+_MEMO: OrderedDict[str, str] = OrderedDict()
+_MEMO_SIZE = 256
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_get(key: str) -> str | None:
+    with _MEMO_LOCK:
+        value = _MEMO.get(key)
+        if value is not None:
+            _MEMO.move_to_end(key)
+        return value
+
+
+def _memo_set(key: str, value: str) -> None:
+    with _MEMO_LOCK:
+        _MEMO[key] = value
+        _MEMO.move_to_end(key)
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+
+
 def _cache_get(key: str) -> Any:
     try:
         return cache.get(key)
@@ -127,9 +152,10 @@ def design_preview(
     if errors or result.spec is None:
         return out
     key = _cache_key(result.spec, assumptions)
-    html = _cache_get(key)
+    html = _memo_get(key) or _cache_get(key)
     if html is None:
         html = _render_panel(result.spec, assumptions)
         _cache_set(key, html)
+    _memo_set(key, html)
     out["html"] = html
     return out

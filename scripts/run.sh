@@ -25,6 +25,14 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
 ensure_redis
+if [ -z "${DATABASE_URL:-}" ] && ensure_postgres; then
+  # Row locks (the reconciler's SELECT ... FOR UPDATE) need a real database; SQLite is the
+  # fallback when no PostgreSQL is reachable.
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='gantry'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE gantry"
+  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/gantry
+fi
+echo "Database: ${DATABASE_URL:-SQLite file db.sqlite3}"
 
 emu=${AWS_ENDPOINT_URL#*://}; emu_host=${emu%%:*}; emu_port=${emu##*:}; emu_port=${emu_port%%/*}
 if port_open "$emu_host" "$emu_port"; then

@@ -61,7 +61,7 @@
     li.dataset.seq = String(e.seq);
     const t = document.createElement("time");
     t.dateTime = e.at;
-    t.textContent = new Date(e.at).toLocaleTimeString();
+    t.textContent = e.at.substring(11, 19);  // HH:MM:SS UTC, as the server renders it
     li.append(t, " " + e.message);
     eventsEl.append(li);
     if (e.kind === "status") {
