@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from deployer import events
 from deployer.aws import client_factory, retries_seen
-from deployer.errors import Fatal, Retry, backoff, classify
+from deployer.errors import ALREADY_EXISTS, Fatal, Retry, backoff, classify, error_code
 from deployer.models import Deployment, ResourceRecord
 from deployer.resources import handler_for
 from deployer.resources.base import AwsContext, Failed, Pending, Ready
@@ -235,10 +236,14 @@ class Pass:
                 except Unresolvable as exc:
                     props = exc
                 jobs.append((node, record.state, record.physical_id, record.waiting_reason, props))
+            failed = False
             for (node, *_), step in zip(jobs, _pool().map(self.aws_step, jobs), strict=True):
                 looked_at.add(node.logical_id)
-                if self.apply(node, self.records[node.logical_id], step):
-                    return True
+                # Every step of the wave is recorded, failed or not: the others may have
+                # created resources that a rollback must know about.
+                failed = self.apply(node, self.records[node.logical_id], step) or failed
+            if failed:
+                return True
         return False
 
     def aws_step(self, job: tuple) -> Step:
@@ -259,7 +264,10 @@ class Pass:
                     step.extras += self.delete_twins(node, found[1:])
                 else:
                     with retries_seen() as seen:
-                        step.physical_id = handler.create(self.ctx, node, props)
+                        try:
+                            step.physical_id = handler.create(self.ctx, node, props)
+                        except ClientError as exc:
+                            step.physical_id = self.adopt_after_conflict(node, props, exc)
                     step.started, step.clean_create = "created", not seen.any
                 step.phase = "become ready"
             # A handler that made progress itself (its reason changed: a configuration step such
@@ -280,6 +288,18 @@ class Pass:
         except Exception as exc:  # noqa: BLE001 - classified in apply(): retry or a sentence
             step.error = exc
         return step
+
+    def adopt_after_conflict(self, node: ResourceNode, props: dict, exc: ClientError) -> str:
+        """A create refused because the name is taken: when botocore retried a create whose
+        first response was lost, the resource that holds the name is this node's own (it
+        carries the node's tags, set in the create call), so it is adopted. Anyone else's
+        resource is still refused."""
+        if error_code(exc) not in ALREADY_EXISTS:
+            raise exc
+        found = handler_for(node.type).find(self.ctx, node, props)
+        if not found:
+            raise exc
+        return found[0]
 
     def delete_twins(self, node: ResourceNode, extras: list[str]) -> list[str]:
         handler = handler_for(node.type)
@@ -358,14 +378,14 @@ class Pass:
         record.delete_started_at = record.delete_started_at or self.now
         try:
             ids = [record.physical_id] if record.physical_id else []
-            if record.attempts or record.physical_id:
-                # A create may have taken effect without its answer being recorded.
-                try:
-                    props = resolve(node.properties, self.records)
-                except Unresolvable:
-                    props = None  # a dependency never existed, so neither did this node
-                if props is not None:
-                    ids += [i for i in handler.find(self.ctx, node, props) if i not in ids]
+            # A create may have taken effect without its answer being recorded (a worker killed
+            # mid-pass, a lost response): look by tags for every node that could exist.
+            try:
+                props = resolve(node.properties, self.records)
+            except Unresolvable:
+                props = None  # a dependency never existed, so neither did this node
+            if props is not None:
+                ids += [i for i in handler.find(self.ctx, node, props) if i not in ids]
             if not ids:
                 record.deleted_at = self.now
                 self.set_state(

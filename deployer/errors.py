@@ -47,6 +47,25 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
+#: "The name is taken": after a retried create whose first answer was lost, the holder may be
+#: the node's own resource (the engine then adopts it if it carries the node's tags).
+ALREADY_EXISTS = frozenset(
+    {
+        "AlreadyExists",
+        "AlreadyExistsFault",
+        "EntityAlreadyExists",
+        "InvalidGroup.Duplicate",
+        "ResourceConflictException",
+        "ResourceAlreadyExistsException",
+        "ResourceExistsException",
+        "DuplicateLoadBalancerName",
+        "DuplicateTargetGroupName",
+        "DuplicateListener",
+        "InvalidLaunchTemplateName.AlreadyExistsException",
+        "RouteAlreadyExists",
+    }
+)
+
 #: Sentences for the errors people actually hit, keyed by AWS error code.
 SENTENCES = {
     "VpcLimitExceeded": "The account has reached its limit of VPCs in this region; delete an "

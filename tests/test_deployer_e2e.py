@@ -372,3 +372,25 @@ def test_the_reaper_restarts_a_stalled_deployment(worker_env, team, owner):
     deployment.refresh_from_db()
     assert deployment.run_token != old_token
     assert deployment.events.filter(kind="reaper").exists()
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["ec2:CreateVpc", "ec2:CreateSecurityGroup", "lambda:CreateFunction", "iam:CreateRole"],
+)
+def test_a_lost_create_response_is_adopted_not_duplicated(
+    worker, team, owner, sandbox, moto_endpoint, action
+):
+    # The create takes effect, its answer is lost, botocore retries: the retry meets the name
+    # taken (or makes a twin). Gantry must end with exactly one resource, its own.
+    sandbox.config(lose_response_rate=1, actions=[action], max_faults=1, lose_mode="500")
+    deployment = wait_for(start(team, owner), ("succeeded", "failed", "rolled_back"))
+    assert deployment.status == "succeeded", deployment.reason
+    assert sandbox.stats()["faults"]["total"] == 1
+    flt = [{"Name": "tag:gantry:deployment", "Values": [deployment.tag]}]
+    ec2 = aws(moto_endpoint, "ec2")
+    assert len(ec2.describe_vpcs(Filters=flt)["Vpcs"]) == 1
+    assert len(ec2.describe_security_groups(Filters=flt)["SecurityGroups"]) == 3
+    services.deployment_destroy(deployment=deployment, user=owner)
+    assert wait_for(deployment, ("destroyed", "destroy_failed")).status == "destroyed"
+    assert tagged(moto_endpoint, deployment.tag) == []
