@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 
@@ -29,7 +28,7 @@ from designer import selectors as design_selectors
 from designer.diagram import render_svg
 from designer.services import SpecInvalid
 
-#: Which records count as "done" and how the diagram colours them.
+#: A quiet stream sends a comment this often (and re-reads the database for missed events).
 KEEPALIVE_SECONDS = 15
 
 
@@ -215,8 +214,6 @@ async def deployment_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
                 last = data["seq"]
                 yield _sse(data)
                 finished = data["kind"] == "status" and data["state"] in Deployment.TERMINAL
-        except asyncio.CancelledError:
-            raise
         finally:
             await pubsub.aclose()
             await client.aclose()
