@@ -94,13 +94,14 @@ def resolve(value: Any, records: dict[str, ResourceRecord]) -> Any:
 
 
 def poll_delay(record: ResourceRecord, now: datetime) -> float:
-    """How long until the next look at a resource AWS is still working on: a twentieth of the
-    time waited so far, between the configured bounds, so a wait is noticed within about 5 % of
-    its length and long waits are not polled hard."""
+    """How long until the next look at a resource AWS is still working on: a tenth of the time
+    waited so far (GANTRY_POLL_FRACTION), between the configured bounds, so a wait is noticed
+    within about 10 % of its length and neither AWS's API quota nor the worker is spent on
+    looking."""
     since = record.delete_started_at or record.started_at or now
     waited = max(0.0, (now - since).total_seconds())
-    low, high = _setting("GANTRY_POLL_MIN", 0.25), _setting("GANTRY_POLL_MAX", 10.0)
-    return min(high, max(low, waited / _setting("GANTRY_POLL_FRACTION", 20)))
+    low, high = _setting("GANTRY_POLL_MIN", 0.5), _setting("GANTRY_POLL_MAX", 10.0)
+    return min(high, max(low, waited / _setting("GANTRY_POLL_FRACTION", 10)))
 
 
 @dataclass

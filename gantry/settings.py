@@ -160,10 +160,10 @@ CELERY_BEAT_SCHEDULE = {
 #: The sandbox target's AWS endpoint (the emulator behind the sandbox proxy).
 GANTRY_SANDBOX_ENDPOINT = os.environ.get("GANTRY_SANDBOX_ENDPOINT", "")
 #: Reconciler tuning (seconds).
-GANTRY_POLL_MIN = float(os.environ.get("GANTRY_POLL_MIN", "0.25"))
+GANTRY_POLL_MIN = float(os.environ.get("GANTRY_POLL_MIN", "0.5"))
 GANTRY_POLL_MAX = float(os.environ.get("GANTRY_POLL_MAX", "10"))
 #: A pending resource is looked at again after 1/N of the time it has waited so far.
-GANTRY_POLL_FRACTION = float(os.environ.get("GANTRY_POLL_FRACTION", "20"))
+GANTRY_POLL_FRACTION = float(os.environ.get("GANTRY_POLL_FRACTION", "10"))
 GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "1"))
 GANTRY_MAX_RETRIES = int(os.environ.get("GANTRY_MAX_RETRIES", "12"))
 GANTRY_DELETE_PATIENCE = float(os.environ.get("GANTRY_DELETE_PATIENCE", "7200"))
