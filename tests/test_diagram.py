@@ -27,29 +27,12 @@ from designer.diagram import (
 from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import Spec
+from tests.specs import ARTICLE, TWO_AZ
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 DASHED = "5,2"  # graphviz's stroke-dasharray for style=dashed
 
-ARTICLE = Spec(
-    name="demo",
-    region="us-east-1",
-    vpc_cidr="10.0.0.0/16",
-    public_subnet_cidrs=("10.0.0.0/24",),
-    lambda_subnet_cidrs=("10.0.1.0/24",),
-    api_subnet_cidrs=("10.0.2.0/24",),
-    api_port=443,
-    nat="single",
-    api_kind="ec2",
-)
-
-TWO_AZ = dataclasses.replace(
-    ARTICLE,
-    public_subnet_cidrs=("10.0.0.0/24", "10.0.10.0/24"),
-    lambda_subnet_cidrs=("10.0.1.0/24", "10.0.11.0/24"),
-    api_subnet_cidrs=("10.0.2.0/24", "10.0.12.0/24"),
-)
 
 #: The largest graph the designer can make in us-east-1's usual three AZs.
 LARGEST = dataclasses.replace(

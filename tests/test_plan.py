@@ -14,28 +14,11 @@ import pytest
 
 from designer.graph import Ref, ResourceGraph
 from designer.plan import GROUPS, PlanError, kebab, plan, refs_in
-from designer.spec import Spec
+from tests.specs import ARTICLE
+from tests.specs import TWO_AZ as TWO_AZ_UNTAGGED
 
-ARTICLE = Spec(
-    name="demo",
-    region="us-east-1",
-    vpc_cidr="10.0.0.0/16",
-    public_subnet_cidrs=("10.0.0.0/24",),
-    lambda_subnet_cidrs=("10.0.1.0/24",),
-    api_subnet_cidrs=("10.0.2.0/24",),
-    api_port=443,
-    nat="single",
-    api_kind="ec2",
-)
-
-#: Two AZs of everything, so per_az and alb are meaningful.
-TWO_AZ = dataclasses.replace(
-    ARTICLE,
-    public_subnet_cidrs=("10.0.0.0/24", "10.0.10.0/24"),
-    lambda_subnet_cidrs=("10.0.1.0/24", "10.0.11.0/24"),
-    api_subnet_cidrs=("10.0.2.0/24", "10.0.12.0/24"),
-    tags=(("team", "payments"), ("cost-center", "42")),
-)
+#: Two AZs of everything, with user tags.
+TWO_AZ = dataclasses.replace(TWO_AZ_UNTAGGED, tags=(("team", "payments"), ("cost-center", "42")))
 
 USER_TAGS = [{"Key": "team", "Value": "payments"}, {"Key": "cost-center", "Value": "42"}]
 

@@ -24,27 +24,10 @@ from designer.cost import (
 )
 from designer.graph import Ref, ResourceNode
 from designer.plan import LAMBDA_MEMORY_MB, plan
-from designer.spec import Spec
 from designer.tables import route_tables, security_group_rules
+from tests.specs import ARTICLE, TWO_AZ
 from tests.strategies import json_values
 
-ARTICLE = Spec(
-    name="demo",
-    region="us-east-1",
-    vpc_cidr="10.0.0.0/16",
-    public_subnet_cidrs=("10.0.0.0/24",),
-    lambda_subnet_cidrs=("10.0.1.0/24",),
-    api_subnet_cidrs=("10.0.2.0/24",),
-    api_port=443,
-    nat="single",
-    api_kind="ec2",
-)
-TWO_AZ = dataclasses.replace(
-    ARTICLE,
-    public_subnet_cidrs=("10.0.0.0/24", "10.0.10.0/24"),
-    lambda_subnet_cidrs=("10.0.1.0/24", "10.0.11.0/24"),
-    api_subnet_cidrs=("10.0.2.0/24", "10.0.12.0/24"),
-)
 VARIANTS = [
     pytest.param(dataclasses.replace(TWO_AZ, nat=nat, api_kind=kind), id=f"{nat}-{kind}")
     for nat, kind in itertools.product(("none", "single", "per_az"), ("ec2", "alb"))
