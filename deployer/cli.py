@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from deployer import events
 from deployer.models import Deployment
 
 
@@ -29,25 +30,31 @@ def summary(deployment: Deployment) -> dict[str, Any]:
 
 
 def wait(deployment: Deployment, *, timeout: float, on_event=None) -> Deployment:
-    """Poll the database (the truth) until the deployment leaves the active statuses.
+    """Follow the deployment until it leaves the active statuses.
 
-    This runs in the CLI process, not in a worker, so waiting here holds no worker slot.
+    The database is the truth and is read after every push on the deployment's event channel
+    (or every second when nothing comes), so the command returns as soon as the last event is
+    published. This runs in the CLI process, not in a worker: no worker slot waits here.
     """
     deadline = time.monotonic() + timeout
     seen = 0
-    while True:
-        deployment.refresh_from_db()
-        if on_event is not None:
-            for event in deployment.events.filter(seq__gt=seen).order_by("seq"):
-                seen = event.seq
-                on_event(event)
-        if deployment.status not in Deployment.ACTIVE:
-            return deployment
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"deployment {deployment.pk} is still {deployment.status} after {timeout:.0f} s"
-            )
-        time.sleep(0.5)
+    pubsub = events.subscribe(deployment.pk)
+    try:
+        while True:
+            deployment.refresh_from_db()
+            if on_event is not None:
+                for event in deployment.events.filter(seq__gt=seen).order_by("seq"):
+                    seen = event.seq
+                    on_event(event)
+            if deployment.status not in Deployment.ACTIVE:
+                return deployment
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"deployment {deployment.pk} is still {deployment.status} after {timeout:.0f} s"
+                )
+            pubsub.get_message(timeout=1.0)
+    finally:
+        pubsub.close()
 
 
 def report(command, deployment: Deployment, opts: dict[str, Any], *, success: str) -> None:

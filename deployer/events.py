@@ -66,5 +66,12 @@ def publish(deployment_id: int, payload: str) -> None:
         logger.warning("could not publish deployment event", exc_info=True)
 
 
+def subscribe(deployment_id: int) -> redis.client.PubSub:
+    """A subscription to the deployment's live events (for a waiting CLI)."""
+    pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel(deployment_id))
+    return pubsub
+
+
 def events_after(deployment: Deployment, after: int, limit: int = 1000) -> list[DeploymentEvent]:
     return list(deployment.events.filter(seq__gt=after).order_by("seq")[:limit])
