@@ -494,7 +494,11 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
 
         if dep.status in (S.ROLLING_BACK, S.DESTROYING):
             if p.destroy():
-                stuck = [r for r in records.values() if r.state == R.FAILED]
+                # Only what failed to delete: a node that failed to create keeps its error
+                # until the walk in reverse reaches it.
+                stuck = [
+                    r for r in records.values() if r.state == R.FAILED and r.delete_started_at
+                ]
                 what = "; ".join(f"{r.logical_id}: {r.last_error}" for r in stuck)
                 _finish(dep, S.DESTROY_FAILED, f"Could not delete everything ({what}).", now)
             elif all(r.state == R.DELETED for r in records.values()):

@@ -14,6 +14,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from botocore.parsers import ResponseParserError
+
 from deployer.resources.base import RetryLater
 
 THROTTLING_CODES = frozenset(
@@ -63,6 +65,9 @@ ALREADY_EXISTS = frozenset(
         "DuplicateListener",
         "InvalidLaunchTemplateName.AlreadyExistsException",
         "RouteAlreadyExists",
+        # AttachInternetGateway retried after a lost answer: the gateway is already attached
+        # (find() adopts it only when it is attached to this node's VPC).
+        "Resource.AlreadyAssociated",
     }
 )
 
@@ -136,6 +141,10 @@ def classify(exc: BaseException) -> Retry | Fatal:
         return Retry(exc.reason, exc.delay, patient=True)
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
         return Retry(f"AWS could not be reached ({exc}); retrying")
+    if isinstance(exc, ResponseParserError):
+        # A 5xx page from a proxy or load balancer in front of the API (HTML, not AWS's XML or
+        # JSON): botocore cannot parse it, so its own retries never saw a server error.
+        return Retry("AWS answered with a server error page instead of an API response; retrying")
     if isinstance(exc, NoCredentialsError):
         return Fatal("No AWS credentials are configured for the worker.")
     if isinstance(exc, ClientError):

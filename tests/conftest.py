@@ -160,6 +160,18 @@ def moto_endpoint() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def _empty_aws_account(request):
+    """Every test that talks to AWS starts from an empty account: resources one test failed
+    to clean up (its own failure is reported there) must not fail the next one."""
+    if "moto_endpoint" in request.fixturenames:
+        import requests
+
+        endpoint = request.getfixturevalue("moto_endpoint")
+        requests.post(endpoint + "/moto-api/reset", timeout=30).raise_for_status()
+    yield
+
+
 @pytest.fixture
 def aws_context(moto_endpoint):
     """An AwsContext for a fresh deployment tag against the moto server."""

@@ -376,7 +376,13 @@ def test_the_reaper_restarts_a_stalled_deployment(worker_env, team, owner):
 
 @pytest.mark.parametrize(
     "action",
-    ["ec2:CreateVpc", "ec2:CreateSecurityGroup", "lambda:CreateFunction", "iam:CreateRole"],
+    [
+        "ec2:CreateVpc",
+        "ec2:CreateSecurityGroup",
+        "ec2:AttachInternetGateway",
+        "lambda:CreateFunction",
+        "iam:CreateRole",
+    ],
 )
 def test_a_lost_create_response_is_adopted_not_duplicated(
     worker, team, owner, sandbox, moto_endpoint, action
