@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
+from typing import Any
 
 import redis
-from celery import shared_task
-from celery.signals import worker_process_init
+from celery import Task, shared_task
+from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.conf import settings
 from django.db import transaction
 
 from deployer import engine, services
+from gantry.request_context import bind
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,48 @@ def _warm_up(**_: object) -> None:
     for module in set(MODULES.values()):
         importlib.import_module(f"deployer.resources.{module}")
     warm_up()
+
+
+#: The log context each running task entered (task id -> its ``bind`` block), left when the
+#: task ends.
+_task_contexts: dict[str, contextlib.ExitStack] = {}
+
+
+def _deployment_of(task: Task, args: Any, kwargs: Any) -> int | None:
+    """The ``deployment_id`` argument of the task call, if the task takes one."""
+    try:
+        call = inspect.signature(task.run).bind_partial(*(args or ()), **(kwargs or {}))
+    except (TypeError, ValueError):
+        return None
+    value = call.arguments.get("deployment_id")
+    return value if isinstance(value, int) else None
+
+
+@task_prerun.connect
+def _enter_task_context(
+    task_id: str | None = None,
+    task: Task | None = None,
+    args: Any = None,
+    kwargs: Any = None,
+    **_: object,
+) -> None:
+    """Every line a task logs, Celery's own "Task ... succeeded/raised" included, names the
+    task (its id as the request id), the "worker" channel and, for a task about one
+    deployment, that deployment: one search finds a deployment's lines across all workers."""
+    if task_id is None or task is None:
+        return
+    stack = contextlib.ExitStack()
+    stack.enter_context(
+        bind(request_id=task_id, deployment_id=_deployment_of(task, args, kwargs), channel="worker")
+    )
+    _task_contexts[task_id] = stack
+
+
+@task_postrun.connect
+def _leave_task_context(task_id: str | None = None, **_: object) -> None:
+    stack = _task_contexts.pop(task_id or "", None)
+    if stack is not None:
+        stack.close()
 
 
 def _deliveries(task_id: str) -> int:
