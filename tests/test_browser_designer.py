@@ -1,161 +1,145 @@
-"""The design page in a real browser (Debian's Chromium driven by Playwright), as a new user
-takes it: the live preview, inline errors and the save, without a page reload.
+"""The design page's accessibility in a real browser (Debian's Chromium driven by Playwright,
+Gantry served by uvicorn): every control labelled, the whole form usable from the keyboard with
+its focus always visible, and errors announced next to their field.
 
-Set GANTRY_SCREENSHOTS=docs to refresh the README's screenshot.
+The live preview, inline errors, save and deploy as a new user takes them are in
+``test_browser_journey.py``.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-        reason="Chromium is not installed (apt-get install chromium); CI always installs it",
-    ),
-]
-# Playwright's sync API runs an event loop in this thread; the ORM calls below happen before and
-# after browser steps, never concurrently, so Django's async-safety guard can be relaxed here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+from tests.browser import focus_state, preview_up_to_date, requires_chromium, tab_to
 
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(
-        viewport={"width": 1500, "height": 1100}, base_url=live_server.url
-    )
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
-def login(page, username: str, password: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/designs/$"))
-
-
-def cost_total(page) -> float:
-    return float(page.locator("[data-cost-total]").inner_text().replace(",", ""))
-
-
-def test_design_page_live_preview_errors_and_save(page, make_user, team):
-    from designer.models import Design
-
-    make_user("newcomer", team=team)
-    login(page, "newcomer", "pw-newcomer")
-    page.goto("/designs/new/")
-    svg = page.locator("#preview svg")
-    assert svg.count() == 1
-    expect_text(page, "[data-route-table='ApiRouteTable']", "10.0.2.0/24")
-    page.wait_for_function(
-        "document.getElementById('preview-status').textContent.includes('up to date')"
-    )
-
-    lambda_row = page.locator("#id_lambda_subnet_cidrs_0")
-    lambda_row.fill("10.0.2.0/24")  # overlaps the API subnet
-    error = page.locator(".field-error[data-error-for$='subnet_cidrs']:not(:empty)").first
-    error.wait_for()
-    assert "overlap" in error.inner_text()
-    assert page.locator("#save-button").is_disabled()
-    assert (
-        lambda_row.get_attribute("aria-invalid") == "true"
-        or page.locator("#id_api_subnet_cidrs_0[aria-invalid='true']").count()
-    )
-
-    lambda_row.fill("10.0.3.0/24")
-    page.wait_for_function("!document.getElementById('save-button').disabled")
-    expect_text(page, "[data-route-table^='LambdaRouteTable']", "10.0.3.0/24")
-    assert page.locator(".field-error:not(:empty)").count() == 0
-
-    with_nat = cost_total(page)
-    assert "NAT" in svg.inner_html()
-    page.get_by_role("radio", name=re.compile("No NAT")).check()
-    page.wait_for_function(
-        f"parseFloat(document.querySelector('[data-cost-total]').textContent) < {with_nat}"
-    )
-    assert "NatGateway" not in page.locator("#preview svg").inner_html()
-    assert cost_total(page) < with_nat
-
-    page.get_by_role("button", name="Add lambda subnet in another AZ").click()
-    new_row = page.locator("#id_lambda_subnet_cidrs_1")
-    assert new_row.evaluate("el => el === document.activeElement")  # focus follows the new row
-    assert "us-east-1b" in page.locator("label[for='id_lambda_subnet_cidrs_1']").inner_text()
-    new_row.fill("10.0.4.0/24")
-    page.wait_for_function(
-        "document.getElementById('preview-status').textContent.includes('up to date')"
-    )
-    expect_text(page, "[data-route-table^='LambdaRouteTable']", "10.0.4.0/24")
-
-    if os.environ.get("GANTRY_SCREENSHOTS"):
-        out = Path(os.environ["GANTRY_SCREENSHOTS"])
-        out.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out / "design-page.png"), full_page=True)
-
-    page.get_by_role("button", name="Save design").click()
-    page.wait_for_url(re.compile(r"/designs/\d+/$"))
-    assert "Saved" in page.locator(".messages").inner_text()
-    design = Design.objects.get(team=team)
-    assert design.spec["nat"] == "none"
-    assert design.spec["lambda_subnet_cidrs"] == ["10.0.3.0/24", "10.0.4.0/24"]
-
-
-def test_the_form_is_labelled_for_assistive_technology(page, make_user, team):
+def test_every_control_is_labelled_and_every_error_region_announced(new_page, make_user, team):
     make_user("reader", team=team)
-    login(page, "reader", "pw-reader")
+    page = new_page()
+    page.goto("/login/")
+    page.get_by_label("Username").fill("reader")
+    page.get_by_label("Password").fill("pw-reader")
+    page.get_by_role("button", name="Log in").click()
     page.goto("/designs/new/")
+    # Rows added in the page come from templates: they must be labelled too.
+    for name in ("Add public subnet in another AZ", "Add lambda subnet in another AZ", "Add a tag"):
+        page.get_by_role("button", name=name).click()
     unlabelled = page.evaluate(
         """() => [...document.querySelectorAll('#design-form input:not([type=hidden]), #design-form select')]
               .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
-              .map(el => el.name)"""
+              .map(el => el.name || el.id)"""
     )
     assert unlabelled == []
-
-
-def test_another_team_cannot_open_the_design(page, make_user, team, other_team):
-    from designer.services import design_create
-    from designer.spec import DEFAULT_SPEC
-
-    owner = make_user("owner", team=team)
-    design = design_create(team=team, user=owner, spec_data=DEFAULT_SPEC)
-    make_user("snoop", team=other_team)
-    login(page, "snoop", "pw-snoop")
-    response = page.goto(f"/designs/{design.pk}/")
-    assert response.status == 404
-
-
-def expect_text(page, selector: str, text: str) -> None:
-    page.wait_for_function(
-        "([sel, text]) => [...document.querySelectorAll(sel)].some(el => el.textContent.includes(text))",
-        arg=[selector, text],
+    nameless_buttons = page.evaluate(
+        """() => [...document.querySelectorAll('#design-form button, #design-form summary')]
+              .filter(el => !(el.getAttribute('aria-label') || el.textContent.trim()))
+              .map(el => el.outerHTML)"""
     )
+    assert nameless_buttons == []
+    # Every error slot is a live region, and every control that can be wrong points at its own.
+    silent = page.evaluate(
+        """() => [...document.querySelectorAll('#design-form .field-error, #error-summary')]
+              .filter(el => el.getAttribute('role') !== 'alert' && !el.getAttribute('aria-live'))
+              .map(el => el.id)"""
+    )
+    assert silent == []
+    undescribed = page.evaluate(
+        """() => [...document.querySelectorAll('#design-form .field-error[id]')]
+              .filter(err => !document.querySelector(`[aria-describedby~="${err.id}"]`))
+              .map(err => err.id)"""
+    )
+    assert undescribed == []
+    assert page.locator("#preview-status").get_attribute("aria-live") == "polite"
+
+
+def test_a_design_is_made_and_saved_with_the_keyboard_alone(new_page, make_user, team):
+    """Tab, typing, Space, Enter (and the arrow keys inside a radio group, as in any form): no
+    clicks. Every stop of the focus on the way is drawn."""
+    from designer.models import Design
+
+    make_user("typist", team=team)
+    page = new_page()
+    keys = page.keyboard
+    stops: list[dict] = []
+
+    page.goto("/login/")
+    assert focus_state(page)["id"] == "id_username"  # the login form starts there
+    keys.type("typist")
+    stops += tab_to(page, "#id_password")
+    keys.type("pw-typist")
+    keys.press("Enter")
+    page.wait_for_url(re.compile(r"/designs/$"))
+
+    # The first Tab reaches the skip link, and shows it.
+    keys.press("Tab")
+    assert focus_state(page)["text"] == "Skip to content"
+    box = page.locator(".skip").bounding_box()
+    assert box and box["x"] >= 0 and box["y"] >= 0
+    stops += tab_to(page, "nav a[href$='/designs/new/']")
+    keys.press("Enter")
+    page.wait_for_url(re.compile(r"/designs/new/$"))
+    preview_up_to_date(page)
+
+    stops += tab_to(page, "#id_name")
+    keys.press("Control+A")
+    keys.type("keyboard-made")
+
+    # A CIDR with host bits: the error is next to the field, tied to it, and announced.
+    stops += tab_to(page, "#id_vpc_cidr")
+    keys.press("Control+A")
+    keys.type("10.0.0.1/16")
+    vpc = page.locator("#id_vpc_cidr[aria-invalid='true']")
+    vpc.wait_for()
+    error = page.locator("#err-vpc_cidr")
+    assert "did you mean 10.0.0.0/16" in error.inner_text()
+    assert "err-vpc_cidr" in vpc.get_attribute("aria-describedby").split()
+    assert error.get_attribute("role") == "alert"
+    assert error.evaluate(
+        "el => el.closest('.field') === document.getElementById('id_vpc_cidr').closest('.field')"
+    )
+    assert page.locator("#error-summary").is_visible()
+    assert page.locator("#save-button").is_disabled()
+    assert focus_state(page)["id"] == "id_vpc_cidr"  # the error does not steal the focus
+    keys.press("Control+A")
+    keys.type("10.0.0.0/16")
+    page.wait_for_function("!document.getElementById('id_vpc_cidr').hasAttribute('aria-invalid')")
+    assert page.locator("#err-vpc_cidr").inner_text() == ""
+
+    # A second Lambda subnet: Space on "Add", and the focus is in the new row.
+    stops += tab_to(page, "[data-add-row='lambda_subnet_cidrs']")
+    keys.press("Space")
+    assert focus_state(page)["id"] == "id_lambda_subnet_cidrs_1"
+    assert "us-east-1b" in page.locator("label[for='id_lambda_subnet_cidrs_1']").inner_text()
+    keys.type("10.0.4.0/24")
+
+    # No NAT: into the radio group with Tab (it lands on the checked option), then an arrow.
+    stops += tab_to(page, "input[name='nat']")
+    assert focus_state(page)["name"] == "nat"
+    keys.press("ArrowUp")
+    assert page.get_by_role("radio", name=re.compile("^No NAT")).is_checked()
+
+    # The cost assumptions open with Space.
+    stops += tab_to(page, "details.assumptions summary")
+    keys.press("Space")
+    assert page.locator("details.assumptions").get_attribute("open") is not None
+
+    preview_up_to_date(page)
+    page.wait_for_function("!document.getElementById('save-button').disabled")
+    stops += tab_to(page, "#save-button")
+    keys.press("Enter")
+    page.wait_for_url(re.compile(r"/designs/\d+/$"))
+    assert "Saved keyboard-made" in page.locator(".messages").inner_text()
+
+    design = Design.objects.get(team=team)
+    assert design.name == "keyboard-made"
+    assert design.spec["vpc_cidr"] == "10.0.0.0/16"
+    assert design.spec["nat"] == "none"
+    assert design.spec["lambda_subnet_cidrs"] == ["10.0.1.0/24", "10.0.4.0/24"]
+
+    hidden_focus = [s for s in stops if not (s["focusVisible"] and s["visible"])]
+    assert hidden_focus == [], hidden_focus
+    assert len(stops) > 20  # the walk went through the whole form, not a shortcut

@@ -12,7 +12,11 @@
   const streamState = document.getElementById("stream-state");
   const eventsEl = document.getElementById("events");
   const diagram = document.getElementById("deploy-diagram");
+  const cancelForm = document.getElementById("cancel-form");
+  const destroyForm = document.getElementById("destroy-form");
   const TERMINAL = ["succeeded", "failed", "rolled_back", "cancelled", "destroyed", "destroy_failed"];
+  const CANCELLABLE = ["queued", "deploying"];
+  const DESTROYABLE = ["succeeded", "failed", "destroy_failed"];
   let lastSeq = parseInt(root.dataset.lastSeq || "0", 10);
   let diagramTimer = null;
   let status = statusEl.className.replace(/.*status-/, "");
@@ -31,7 +35,14 @@
     const pct = total ? Math.round(100 * done / total) : 0;
     bar.style.width = pct + "%";
     progress.setAttribute("aria-valuenow", String(pct));
-    progressText.textContent = done + " of " + total + " resources " + (deleting ? "deleted" : "ready");
+    progressText.textContent = done + " of " + total + " resources " + (deleting ? "deleted" : "ready") + " · " + pct + "%";
+  }
+
+  // The actions follow the status in place: the page never reloads itself, so a reader keeps
+  // their place and the stream its position.
+  function updateActions() {
+    if (cancelForm) cancelForm.hidden = CANCELLABLE.indexOf(status) < 0;
+    if (destroyForm) destroyForm.hidden = DESTROYABLE.indexOf(status) < 0;
   }
 
   function tick() {
@@ -45,12 +56,31 @@
     });
   }
 
+  // Elapsed times come from the resource records: an event's own time is when a pass wrote it
+  // down, the same instant for a resource created and ready within one pass.
+  function refreshTimes() {
+    fetch(root.dataset.statusUrl, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        data.resources.forEach(function (r) {
+          const tr = document.querySelector('#resources tr[data-logical-id="' + CSS.escape(r.logical_id) + '"]');
+          if (!tr) return;
+          const deleting = r.state === "deleting" || r.state === "deleted";
+          tr.dataset.started = (deleting ? r.delete_started_at : r.started_at) || "";
+          tr.dataset.ready = (deleting ? r.deleted_at : r.ready_at) || "";
+        });
+        tick();
+      });
+  }
+
   function refreshDiagram() {
     clearTimeout(diagramTimer);
     diagramTimer = setTimeout(function () {
       fetch(root.dataset.diagramUrl, { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (svg) { if (svg) diagram.innerHTML = svg; });
+      refreshTimes();
     }, 400);
   }
 
@@ -63,10 +93,13 @@
     t.dateTime = e.at;
     t.textContent = e.at.substring(11, 19);  // HH:MM:SS UTC, as the server renders it
     li.append(t, " " + e.message);
+    // The log follows the newest event unless the reader has scrolled up to read older ones.
+    const atEnd = eventsEl.scrollTop + eventsEl.clientHeight >= eventsEl.scrollHeight - 4;
     eventsEl.append(li);
+    if (atEnd) eventsEl.scrollTop = eventsEl.scrollHeight;
     if (e.kind === "status") {
       status = e.state;
-      statusEl.textContent = e.state.replace("_", " ");
+      statusEl.textContent = e.state.replace(/_/g, " ");
       statusEl.className = "status status-" + e.state;
       reasonEl.textContent = TERMINAL.indexOf(e.state) >= 0 ? e.message : "";
     }
@@ -88,11 +121,10 @@
       }
     }
     updateProgress();
+    updateActions();
     if (TERMINAL.indexOf(status) >= 0 && source) {
       source.close();
       streamState.textContent = "finished";
-      document.querySelectorAll("#cancel-button").forEach(function (b) { b.disabled = true; });
-      if (e.kind === "status") setTimeout(function () { window.location.reload(); }, 1500);
     }
   }
 
@@ -105,7 +137,9 @@
   } else {
     streamState.textContent = "finished";
   }
+  eventsEl.scrollTop = eventsEl.scrollHeight;
   updateProgress();
+  updateActions();
   tick();
   setInterval(tick, 500);
 })();
