@@ -1,15 +1,33 @@
-"""Staff views of deployments: read-only, since rows are the record of what happened."""
+"""Staff views of deployments: read-only, since rows are the record of what happened.
+
+Deployments, targets and their history change only through the services (the pages, the API
+and the CLI), which check who may act and write the audit trail; the admin is for looking and
+exporting.
+"""
 
 from django.contrib import admin
 
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
+from gantry.admin_csv import CsvExportMixin
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(ReadOnlyAdmin):
     list_display = ["name", "team", "kind", "region", "endpoint_url", "created_at"]
     list_filter = ["kind", "team"]
     search_fields = ["name", "team__name"]
+    exclude = ["external_id"]
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -22,41 +40,71 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        """A deployment's resources and events are part of its record: whoever may view the
+        deployment sees them."""
+        return self.admin_site.get_model_admin(self.parent_model).has_view_permission(request, obj)
+
 
 class ResourceInline(ReadOnlyInline):
     model = ResourceRecord
     fields = ["logical_id", "type", "state", "physical_id", "attempts", "last_error", "ready_at"]
     readonly_fields = fields
+    ordering = ["position"]
 
 
 class EventInline(ReadOnlyInline):
     model = DeploymentEvent
+    verbose_name = "event"
+    verbose_name_plural = "event timeline"
     fields = ["seq", "at", "kind", "logical_id", "state", "message"]
     readonly_fields = fields
+    ordering = ["seq"]
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "design",
+        "design_version",
         "team",
         "target",
         "status",
         "requested_by",
         "created_at",
+        "started_at",
         "finished_at",
     ]
-    list_filter = ["status", "team", "target", "created_at"]
+    list_filter = [
+        "status",
+        "team",
+        ("requested_by", admin.RelatedOnlyFieldListFilter),
+        ("target", admin.RelatedOnlyFieldListFilter),
+        "started_at",
+        "created_at",
+    ]
+    list_select_related = ["team", "design", "design__team", "target", "requested_by"]
     search_fields = ["design__name", "resources__physical_id", "requested_by__username"]
     date_hierarchy = "created_at"
     inlines = [ResourceInline, EventInline]
+    csv_columns = [
+        ("id", "id"),
+        ("team", "team.name"),
+        ("design", "design.name"),
+        ("design_version", "design_version"),
+        ("target", "target.name"),
+        ("status", "status"),
+        ("reason", "reason"),
+        ("requested_by", "requested_by.username"),
+        ("keep_on_failure", "keep_on_failure"),
+        ("created_at", "created_at"),
+        ("started_at", "started_at"),
+        ("finished_at", "finished_at"),
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -496,9 +496,7 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
             if p.destroy():
                 # Only what failed to delete: a node that failed to create keeps its error
                 # until the walk in reverse reaches it.
-                stuck = [
-                    r for r in records.values() if r.state == R.FAILED and r.delete_started_at
-                ]
+                stuck = [r for r in records.values() if r.state == R.FAILED and r.delete_started_at]
                 what = "; ".join(f"{r.logical_id}: {r.last_error}" for r in stuck)
                 _finish(dep, S.DESTROY_FAILED, f"Could not delete everything ({what}).", now)
             elif all(r.state == R.DELETED for r in records.values()):

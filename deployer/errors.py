@@ -13,7 +13,6 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-
 from botocore.parsers import ResponseParserError
 
 from deployer.resources.base import RetryLater

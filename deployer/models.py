@@ -95,15 +95,23 @@ class Deployment(models.Model):
     #: duplicated message finds another token and does nothing.
     run_token = models.CharField(max_length=32, blank=True)
     last_event_seq = models.PositiveIntegerField(default=0)
+    #: The API's ``Idempotency-Key``: a retried request with the same key from the same user
+    #: returns this deployment instead of starting another.
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="deployment_unique_idempotency_key",
+            ),
+            models.UniqueConstraint(
                 fields=["design"],
                 condition=Q(status__in=["queued", "deploying", "rolling_back", "destroying"]),
                 name="deployment_one_active_per_design",
-            )
+            ),
         ]
         indexes = [models.Index(fields=["status", "next_run_at"])]
 

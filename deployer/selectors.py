@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 
+from audit.services import get_for_user_or_404
 from deployer.models import Deployment, Target
 from teams.selectors import team_list
 
@@ -16,9 +16,10 @@ def deployment_list(*, user: AbstractBaseUser) -> QuerySet[Deployment]:
     )
 
 
-def deployment_get(*, user: AbstractBaseUser, pk: int) -> Deployment:
-    """The deployment, or Http404 for a team the user is not in (never confirm it exists)."""
-    return get_object_or_404(deployment_list(user=user), pk=pk)
+def deployment_get(*, user: AbstractBaseUser, pk: int, path: str = "") -> Deployment:
+    """The deployment, or Http404 for a team the user is not in (never confirm it exists; the
+    attempt is recorded in the audit trail with ``path``)."""
+    return get_for_user_or_404(deployment_list(user=user), user=user, path=path, pk=pk)
 
 
 def target_list(*, user: AbstractBaseUser) -> QuerySet[Target]:
@@ -56,6 +57,9 @@ def deployment_progress(deployment: Deployment) -> dict:
                 "waiting_reason": r.waiting_reason,
                 "started_at": r.started_at.isoformat() if r.started_at else None,
                 "ready_at": r.ready_at.isoformat() if r.ready_at else None,
+                "delete_started_at": (
+                    r.delete_started_at.isoformat() if r.delete_started_at else None
+                ),
                 "deleted_at": r.deleted_at.isoformat() if r.deleted_at else None,
             }
             for r in records

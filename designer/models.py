@@ -19,11 +19,18 @@ class Design(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: Deleted designs are hidden everywhere but kept, with their versions, for the history of
+    #: the deployments made from them; their name is free again.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["team__name", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["team", "name"], name="design_unique_team_name")
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="design_unique_team_name",
+            )
         ]
 
     def __str__(self) -> str:

@@ -4,20 +4,24 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from audit.services import get_for_user_or_404
 from designer.models import Design, DesignVersion
 from teams.selectors import team_list
 
 
 def design_list(*, user: AbstractBaseUser) -> QuerySet[Design]:
-    return Design.objects.filter(team__in=team_list(user=user)).select_related("team", "updated_by")
+    return Design.objects.filter(
+        team__in=team_list(user=user), deleted_at__isnull=True
+    ).select_related("team", "updated_by")
 
 
-def design_get(*, user: AbstractBaseUser, pk: int) -> Design:
+def design_get(*, user: AbstractBaseUser, pk: int, path: str = "") -> Design:
     """The design, or Http404 when it does not exist or belongs to a team the user is not in.
 
-    A 404 rather than a 403 so that another team's design ids do not leak.
+    A 404 rather than a 403 so that another team's design ids do not leak; the attempt on
+    another team's design is recorded in the audit trail with ``path``.
     """
-    return get_object_or_404(design_list(user=user), pk=pk)
+    return get_for_user_or_404(design_list(user=user), user=user, path=path, pk=pk)
 
 
 def design_version_list(*, design: Design) -> QuerySet[DesignVersion]:

@@ -275,7 +275,7 @@ def design_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def design_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    design = selectors.design_get(user=request.user, pk=pk)
+    design = selectors.design_get(user=request.user, pk=pk, path=request.path)
     if request.method == "GET":
         version = request.GET.get("version", "")
         if version.isdigit():
@@ -313,7 +313,7 @@ def design_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def design_versions(request: HttpRequest, pk: int) -> HttpResponse:
-    design = selectors.design_get(user=request.user, pk=pk)
+    design = selectors.design_get(user=request.user, pk=pk, path=request.path)
     versions = list(selectors.design_version_list(design=design))
     for v in versions:
         v.spec_json = json.dumps(v.spec, indent=2, sort_keys=True)
@@ -379,7 +379,7 @@ def diagram_download(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def design_diagram(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
-    design = selectors.design_get(user=request.user, pk=pk)
+    design = selectors.design_get(user=request.user, pk=pk, path=request.path)
     if fmt not in ("png", "svg"):
         raise Http404("diagrams come as .png or .svg")
     result = validate_spec(design.spec)

@@ -1,7 +1,9 @@
 """Gantry settings, read from the environment (12-factor).
 
-Development and tests run with the defaults; production sets ``DJANGO_ENV=production`` or
-points ``DJANGO_SETTINGS_MODULE`` at ``gantry.settings_production``.
+Development and tests run with the defaults (``DEBUG`` on). Production is ``DEBUG=0`` with
+``SECRET_KEY`` and ``ALLOWED_HOSTS`` set: TLS-only cookies, HSTS, a redirect to HTTPS behind a
+proxy that sets ``X-Forwarded-Proto``, static files from WhiteNoise, JSON log lines
+(``.env.example`` lists every variable; ``manage.py check --deploy`` passes).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from gantry.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,7 +38,8 @@ if not SECRET_KEY:
     # Development only: a fixed, obviously-insecure key so sessions survive restarts.
     SECRET_KEY = "django-insecure-gantry-development-key-do-not-use-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+# Production names its hosts; nothing is allowed by default there (check --deploy says so).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -47,11 +52,20 @@ INSTALLED_APPS = [
     "teams",
     "designer",
     "deployer",
+    "audit",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
+    "gantry.request_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # /healthz and /readyz, answered before the host check and the session: a load balancer
+    # probes by IP address over plain HTTP (SECURE_REDIRECT_EXEMPT lets it through above).
+    "gantry.health.HealthProbeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,6 +97,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        # A persistent connection the database dropped (restart, failover) is replaced, not used.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -135,6 +151,9 @@ STORAGES = {
     },
 }
 
+# Django 6 behaviour now: a URL typed without a scheme is https.
+FORMS_URLFIELD_ASSUME_HTTPS = True
+
 # A spec is a few hundred bytes; anything near this limit is not a spec.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
@@ -150,12 +169,68 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("GANTRY_QUEUE", "gantry")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers and beat log through LOGGING below (JSON lines in production), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "reap-stalled-deployments": {
         "task": "deployer.tasks.reap",
         "schedule": float(os.environ.get("GANTRY_REAP_INTERVAL", "30")),
     },
 }
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so an anonymous call is answered 401 with WWW-Authenticate: Token.
+        "api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("GANTRY_API_RATE", "1200/min"),
+        # Starting and destroying deployments cost AWS calls and money: per user.
+        "deploy": os.environ.get("GANTRY_API_DEPLOY_RATE", "30/min"),
+        "destroy": os.environ.get("GANTRY_API_DESTROY_RATE", "30/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNICODE_JSON": True,
+}
+#: The largest request body the API accepts (a spec is a few hundred bytes).
+GANTRY_API_MAX_BODY = int(os.environ.get("GANTRY_API_MAX_BODY", str(64 * 1024)))
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Gantry API",
+    "DESCRIPTION": (
+        "Design, deploy and destroy the 'Lambda calls a private API in a VPC' pattern. Every "
+        "object belongs to a team: another team's object answers 404. Errors are JSON with a "
+        "`message`, and field-level `errors` where input was wrong."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "deployer.models.Deployment.Status",
+        "ResourceStateEnum": "deployer.models.ResourceRecord.State",
+    },
+}
+
+#: How many reverse proxies in front of Gantry append to X-Forwarded-For (0: trust none, use
+#: the socket's address). Audit entries record the client address this gives.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 
 #: The sandbox target's AWS endpoint (the emulator behind the sandbox proxy).
 GANTRY_SANDBOX_ENDPOINT = os.environ.get("GANTRY_SANDBOX_ENDPOINT", "")
@@ -172,17 +247,20 @@ GANTRY_REAP_AFTER = float(os.environ.get("GANTRY_REAP_AFTER", "60"))
 #: The local AWS emulator (moto server) in development; unset in production.
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+#: ``json``: one JSON object per line with the request and deployment ids (gantry/logging.py),
+#: the default when DEBUG is off; ``text`` for reading in a terminal, the default in development.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOGGING = logging_config(
+    json_lines=LOG_FORMAT == "json", level=os.environ.get("LOG_LEVEL", "INFO").upper()
+)
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load-balancer probes speak plain HTTP to the container (paths without the leading slash).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     # Only a local benchmark over plain HTTP turns these off (SECURE_COOKIES=0).
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))

@@ -3,11 +3,22 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from api import pages as api_pages
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="designer:design_list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("designs/", include("designer.urls")),
     path("deployments/", include("deployer.urls")),
+    path("teams/", include("teams.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
+    path("account/tokens/", api_pages.token_list, name="api_tokens"),
+    path("account/tokens/<int:pk>/revoke/", api_pages.token_revoke_view, name="api_token_revoke"),
 ]
+
+handler400 = "api.errors.handler400"
+handler403 = "api.errors.handler403"
+handler404 = "api.errors.handler404"
+handler500 = "api.errors.handler500"

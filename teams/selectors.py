@@ -13,3 +13,12 @@ def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
     if user.is_staff:
         return Team.objects.all()
     return Team.objects.filter(memberships__user=user)
+
+
+def team_is_admin(*, user: AbstractBaseUser, team: Team) -> bool:
+    """Whether the user may manage the team's settings (its targets): a team admin, or staff."""
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    return team.memberships.filter(user=user, role="admin").exists()

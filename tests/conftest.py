@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -20,6 +21,8 @@ hypothesis_settings.register_profile(
     "gantry", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 hypothesis_settings.load_profile("gantry")
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -78,6 +81,31 @@ def _isolated_cache(redis_url: str, settings) -> Iterator[None]:
         }
     }
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_the_audit_trigger() -> Iterator[None]:
+    """A transactional test ends with Django's flush, a TRUNCATE of every table, which the
+    audit table refuses on PostgreSQL (audit migration 0002), as it must in production. The
+    test database's superuser lets that flush through with ``session_replication_role =
+    replica`` (triggers off, for the flush only: what ``pg_restore --disable-triggers``
+    does); the tests themselves run with the trigger on."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+        try:
+            flush(self, sql_list)
+        finally:
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET session_replication_role = DEFAULT")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
 
 
 @pytest.fixture
@@ -297,8 +325,23 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def pause(self) -> None:
+        """Freeze the whole worker (SIGSTOP): nothing advances until :meth:`resume`. Keep it
+        shorter than GANTRY_REAP_AFTER, or the reaper re-kicks what was frozen."""
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            self.resume()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=15)
@@ -353,3 +396,149 @@ def worker(worker_env):
     w.start()
     yield w
     w.stop()
+
+
+@pytest.fixture
+def start_worker(worker_env):
+    """``start_worker(**env)`` starts a worker with extra environment, e.g. a reaper that waits
+    longer in a test that holds its worker (``pause``) on purpose. Stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(**env: str) -> WorkerProcess:
+        w = WorkerProcess({**worker_env["env"], **env}, worker_env["queue"])
+        w.start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> str:
+    """Static files collected once per session, as production serves them (hashed names,
+    WhiteNoise, no finders)."""
+    root = tmp_path_factory.mktemp("static")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "0",
+            "SECRET_KEY": "collectstatic-only",
+            "STATIC_ROOT": str(root),
+        },
+        check=True,
+    )
+    return str(root)
+
+
+@pytest.fixture
+def web_server(worker_env, static_root) -> Iterator[str]:
+    """Gantry served as in production: uvicorn running gantry.asgi:application in its own
+    process on a free port, with DEBUG off, against the test database, the test's Redis,
+    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback."""
+    import uuid
+
+    import requests
+
+    port = _free_port()
+    env = {
+        **worker_env["env"],
+        "DEBUG": "0",
+        "SECRET_KEY": uuid.uuid4().hex * 2,
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": static_root,
+        "CACHE_KEY_PREFIX": f"gantry-test-web-{uuid.uuid4().hex[:8]}",
+        "LOG_LEVEL": "WARNING",
+    }
+    # Set in this process for Playwright's sake; the server must keep Django's async checks.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log_path = f"/tmp/gantry-test-web-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "gantry.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + "/login/", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not serve Gantry:\n{Path(log_path).read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (which never downloads a browser).
+    Per module: Playwright's event loop lives in this thread only while a browser module runs."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, LAUNCH_ARGS
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of a browser test
+    # happen between browser steps, never concurrently with them.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def new_page(browser, web_server):
+    """Open pages on the served app: ``new_page()`` gives a page in a fresh browser context
+    (its own cookies: its own user); ``new_page(context=page.context)`` another tab of it."""
+    contexts = []
+
+    def make(context=None):
+        if context is None:
+            context = browser.new_context(
+                viewport={"width": 1500, "height": 1100}, base_url=web_server
+            )
+            contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -145,3 +145,20 @@ def test_destroy_needs_the_design_name_typed(deployment, member_client):
     member_client.post(url, {"confirm": deployment.design.name})
     deployment.refresh_from_db()
     assert deployment.status == "destroying"
+
+
+def test_deploying_to_another_teams_target_is_refused_not_redirected_to_the_sandbox(
+    client, team, member, other_team
+):
+    from deployer.models import Target
+
+    design = design_create(team=team, user=member, spec_data=DEFAULT_SPEC)
+    theirs = Target.objects.create(team=other_team, name="their-account")
+    client.force_login(member)
+    response = client.post(
+        reverse("deployer:deployment_create", args=[design.pk]),
+        {"target": theirs.pk},
+        follow=True,
+    )
+    assert b"not one of this design" in response.content
+    assert not Deployment.objects.exists()

@@ -4,7 +4,7 @@ import json
 import sys
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from deployer import services
 from deployer.cli import report
@@ -13,12 +13,13 @@ from designer.cli import EXIT_INVALID, read_spec_file, write_issues
 from designer.models import Design
 from designer.services import SpecInvalid, design_create, design_update
 from designer.spec import validate_spec
+from gantry.commands import ContextCommand
 from teams.services import membership_ensure, team_ensure
 
 CLI_USER = "gantry-cli"
 
 
-class Command(BaseCommand):
+class Command(ContextCommand):
     help = "Create or update the design named in a spec and deploy it."
 
     def add_arguments(self, parser):
@@ -42,7 +43,9 @@ class Command(BaseCommand):
         user, _ = get_user_model().objects.get_or_create(username=opts["user"])
         team = team_ensure(name=opts["team"])
         membership_ensure(team=team, user=user, role="admin")
-        design = Design.objects.filter(team=team, name=result.spec.name).first()
+        design = Design.objects.filter(
+            team=team, name=result.spec.name, deleted_at__isnull=True
+        ).first()
         try:
             if design is None:
                 design = design_create(team=team, user=user, spec_data=spec_data)

@@ -1,15 +1,16 @@
 """`manage.py destroy ID [--wait] [--json]`."""
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from deployer import services
 from deployer.cli import report
 from deployer.management.commands.deploy import CLI_USER
 from deployer.models import Deployment
+from gantry.commands import ContextCommand
 
 
-class Command(BaseCommand):
+class Command(ContextCommand):
     help = "Destroy every resource of a deployment, in reverse order."
 
     def add_arguments(self, parser):

@@ -1,0 +1,138 @@
+"""Every API error is JSON with a ``message``; wrong input also has field-level ``errors``.
+
+The services raise domain exceptions (``SpecInvalid``, ``DeploymentConflict``...); this module is
+the one place that turns them into HTTP answers, so no view repeats a rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from deployer.services import DeploymentConflict, InvalidTransition, TargetInUse
+from designer.services import DesignInUse, SpecInvalid
+from designer.spec import Issue
+
+INVALID = "The request is invalid; see errors for each field."
+
+
+def spec_errors(issues: list[Issue]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for issue in issues:
+        errors.setdefault(issue.field, []).append(issue.message)
+    return errors
+
+
+def spec_invalid_body(issues: list[Issue]) -> dict[str, Any]:
+    return {
+        "message": "The spec is invalid; fix the fields listed in errors.",
+        "errors": spec_errors(issues),
+        "issues": [issue.to_json() for issue in issues],
+    }
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field": ["message", ...]} ("field.sub" when nested)."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for field, messages in _flatten(value, name).items():
+                out.setdefault(field, []).extend(messages)
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        out = {}
+        for index, item in enumerate(detail):
+            for field, messages in _flatten(item, f"{prefix}[{index}]").items():
+                out.setdefault(field, []).extend(messages)
+        return out
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def _deployment_ref(deployment) -> dict[str, Any]:
+    return {
+        "id": deployment.pk,
+        "status": deployment.status,
+        "url": f"/api/deployments/{deployment.pk}/",
+    }
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, SpecInvalid):
+        return Response(spec_invalid_body(exc.issues), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DjangoValidationError):
+        errors = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        return Response({"message": INVALID, "errors": errors}, status=400)
+    if isinstance(exc, DeploymentConflict):
+        return Response(
+            {"message": str(exc), "active_deployment": _deployment_ref(exc.active)},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, DesignInUse):
+        return Response(
+            {"message": str(exc), "deployment": _deployment_ref(exc.deployment)},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, InvalidTransition | TargetInUse):
+        return Response({"message": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"message": INVALID, "errors": _flatten(response.data)}
+    else:
+        data = response.data
+        message = data.get("detail") if isinstance(data, dict) else data
+        response.data = {"message": str(message)}
+    return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request, exception):
+    if _is_api(request):
+        return JsonResponse({"message": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return JsonResponse(
+            {
+                "message": "Gantry hit an internal error; it has been logged. Quote request id "
+                f"{getattr(request, 'request_id', '')} when you report it."
+            },
+            status=500,
+        )
+    return defaults.server_error(request)
+
+
+def handler400(request, exception):
+    if _is_api(request):
+        return JsonResponse({"message": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request, exception):
+    if _is_api(request):
+        return JsonResponse(
+            {"message": "Forbidden (a CSRF token is missing or wrong?)"}, status=403
+        )
+    return defaults.permission_denied(request, exception)

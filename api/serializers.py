@@ -1,0 +1,384 @@
+"""The API's shapes. Serializers describe and check request shapes; every rule about specs,
+deployments and targets stays in the services they call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from api.models import ApiToken
+from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
+from designer.models import Design, DesignVersion
+from teams.models import Membership, Team
+
+#: The largest id the database holds (a bigint); larger numbers are refused, not looked up.
+MAX_ID = 2**63 - 1
+
+
+def _links(*names: str) -> dict[str, Any]:
+    """The OpenAPI shape of a `links` object: each name a URL path."""
+    return {"type": "object", "properties": {name: {"type": "string"} for name in names}}
+
+
+class ErrorSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="What went wrong, in a sentence.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Field-level problems: {field: [message, ...]}.",
+    )
+
+
+class IssueSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    message = serializers.CharField()
+    index = serializers.IntegerField(required=False, help_text="The list item it is about.")
+    key = serializers.CharField(required=False, help_text="The tag key it is about.")
+
+
+class SpecErrorSerializer(ErrorSerializer):
+    issues = IssueSerializer(
+        many=True,
+        required=False,
+        help_text="For spec errors: the same errors with list index and tag key.",
+    )
+
+
+class DeploymentRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.CharField()
+
+
+class ConflictSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    active_deployment = DeploymentRefSerializer(required=False)
+    deployment = DeploymentRefSerializer(required=False)
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField(
+        help_text="The caller's role in the team: member, admin, or staff (Gantry staff)."
+    )
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "slug", "role", "created_at"]
+
+    def get_role(self, team: Team) -> str:
+        user = self.context["request"].user
+        membership = Membership.objects.filter(team=team, user=user).first()
+        if membership is not None:
+            return membership.role
+        return "staff"
+
+
+# --- designs ---------------------------------------------------------------------------------
+
+
+class DesignSerializer(serializers.ModelSerializer):
+    team = serializers.PrimaryKeyRelatedField(read_only=True)
+    team_slug = serializers.SlugRelatedField(source="team", slug_field="slug", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    spec = serializers.JSONField(help_text="Spec v1, as DESIGN.md describes it.")
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Design
+        fields = [
+            "id",
+            "team",
+            "team_slug",
+            "name",
+            "version",
+            "spec",
+            "created_by",
+            "updated_by",
+            "created_at",
+            "updated_at",
+            "links",
+        ]
+
+    @extend_schema_field(_links("self", "plan", "diagram_svg", "diagram_png", "versions", "page"))
+    def get_links(self, design: Design) -> dict[str, str]:
+        base = f"/api/designs/{design.pk}/"
+        return {
+            "self": base,
+            "plan": base + "plan/",
+            "diagram_svg": base + "diagram.svg",
+            "diagram_png": base + "diagram.png",
+            "versions": base + "versions/",
+            "page": f"/designs/{design.pk}/",
+        }
+
+
+class DesignCreateSerializer(serializers.Serializer):
+    team = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="The team that owns the design; may be left out when the caller is in one "
+        "team only.",
+    )
+    spec = serializers.JSONField(help_text="Spec v1; `name` names the design.")
+
+
+class DesignUpdateSerializer(serializers.Serializer):
+    spec = serializers.JSONField(help_text="The whole new spec; a new version is saved.")
+
+
+class DesignVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = DesignVersion
+        fields = ["version", "spec", "created_by", "created_at"]
+
+
+class ValidateRequestSerializer(serializers.Serializer):
+    spec = serializers.JSONField(help_text="A spec to check; nothing is saved.")
+
+
+class ValidateResponseSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    warnings = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    issues = IssueSerializer(many=True, help_text="Errors, with list index and tag key.")
+    warning_issues = IssueSerializer(many=True)
+    spec = serializers.JSONField(
+        allow_null=True, help_text="The spec with defaults filled in, when it is valid."
+    )
+
+
+class PlanSerializer(serializers.Serializer):
+    resources = serializers.ListField(
+        child=serializers.JSONField(), help_text="Graph nodes in creation order."
+    )
+    route_tables = serializers.JSONField()
+    security_groups = serializers.JSONField()
+    cost = serializers.JSONField(help_text="Monthly estimate in USD per resource, with totals.")
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+class TargetSerializer(serializers.ModelSerializer):
+    team = serializers.IntegerField(
+        source="team_id",
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="The owning team; may be left out when the caller is in one team only.",
+    )
+    external_id = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=1224,
+        help_text="Write-only: never returned. Leave out on update to keep the stored one.",
+    )
+    has_external_id = serializers.SerializerMethodField()
+    endpoint_url = serializers.CharField(
+        read_only=True, help_text="The emulator's URL for a sandbox target; empty for AWS."
+    )
+    role_arn = serializers.CharField(required=False, allow_blank=True, max_length=2048)
+    name = serializers.CharField(max_length=60)
+    kind = serializers.ChoiceField(choices=Target.Kind.choices, required=False)
+    region = serializers.CharField(max_length=30, required=False)
+
+    class Meta:
+        model = Target
+        fields = [
+            "id",
+            "team",
+            "name",
+            "kind",
+            "region",
+            "role_arn",
+            "external_id",
+            "has_external_id",
+            "endpoint_url",
+            "created_at",
+        ]
+        read_only_fields = ["endpoint_url", "created_at"]
+
+    def get_has_external_id(self, target: Target) -> bool:
+        return bool(target.external_id)
+
+
+# --- deployments -----------------------------------------------------------------------------
+
+
+class ResourceSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(choices=ResourceRecord.State.choices)
+
+    class Meta:
+        model = ResourceRecord
+        fields = [
+            "logical_id",
+            "type",
+            "state",
+            "physical_id",
+            "attempts",
+            "last_error",
+            "waiting_reason",
+            "started_at",
+            "ready_at",
+            "deleted_at",
+        ]
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=Deployment.Status.choices)
+    design_name = serializers.CharField(source="design.name", read_only=True)
+    target_name = serializers.CharField(source="target.name", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    tag = serializers.CharField(read_only=True, help_text="The gantry:deployment tag value.")
+    progress = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "team",
+            "design",
+            "design_name",
+            "design_version",
+            "target",
+            "target_name",
+            "status",
+            "reason",
+            "keep_on_failure",
+            "cancel_requested",
+            "requested_by",
+            "tag",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "progress",
+            "links",
+        ]
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                "done": {"type": "integer"},
+                "total": {"type": "integer"},
+                "percent": {"type": "integer"},
+            },
+        }
+    )
+    def get_progress(self, deployment: Deployment) -> dict[str, int]:
+        counts = getattr(deployment, "_progress", None)
+        if counts is None:
+            states = list(deployment.resources.values_list("state", flat=True))
+            done_state = (
+                "ready"
+                if deployment.status in ("queued", "deploying", "succeeded", "failed")
+                else "deleted"
+            )
+            counts = (sum(1 for s in states if s == done_state), len(states))
+        done, total = counts
+        return {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
+
+    @extend_schema_field(_links("self", "events", "stream", "cancel", "destroy", "page"))
+    def get_links(self, deployment: Deployment) -> dict[str, str]:
+        base = f"/api/deployments/{deployment.pk}/"
+        return {
+            "self": base,
+            "events": base + "events/",
+            "stream": base + "events/stream",
+            "cancel": base + "cancel/",
+            "destroy": base + "destroy/",
+            "page": f"/deployments/{deployment.pk}/",
+        }
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    resources = ResourceSerializer(many=True, read_only=True)
+    spec = serializers.JSONField(read_only=True, help_text="The spec as deployed.")
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "spec", "resources"]
+
+
+class DeploymentCreateSerializer(serializers.Serializer):
+    design = serializers.IntegerField(
+        min_value=1, max_value=MAX_ID, help_text="The design to deploy (its current version)."
+    )
+    target = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Where to deploy; the team's sandbox target when left out.",
+    )
+    keep_on_failure = serializers.BooleanField(
+        default=False,
+        help_text="On failure leave the resources for debugging instead of rolling back.",
+    )
+
+
+class DeploymentFilterSerializer(serializers.Serializer):
+    team = serializers.CharField(required=False, help_text="Team id or slug.")
+    design = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    status = serializers.MultipleChoiceField(choices=Deployment.Status.choices, required=False)
+    requested_by = serializers.CharField(required=False, help_text="A username.")
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after and before and after > before:
+            raise serializers.ValidationError(
+                {"created_before": ["must not be earlier than created_after"]}
+            )
+        return attrs
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeploymentEvent
+        fields = ["seq", "at", "kind", "logical_id", "state", "message", "data"]
+
+
+class EventPageSerializer(serializers.Serializer):
+    events = EventSerializer(many=True)
+    last_seq = serializers.IntegerField(help_text="Pass as ?after= to get the next page.")
+    more = serializers.BooleanField(help_text="More events follow beyond this page.")
+    finished = serializers.BooleanField(help_text="The deployment is in a terminal status.")
+
+
+class EventQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "hint", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["hint", "created_at", "last_used_at", "revoked_at"]
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80, help_text="What the token is for.")
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    key = serializers.CharField(
+        read_only=True, help_text="Shown this once; Gantry keeps only a digest of it."
+    )
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "key"]

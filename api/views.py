@@ -1,0 +1,695 @@
+"""The REST API. Thin: the selectors scope every read to the caller's teams, the services make
+every change and hold every rule, and ``api.errors`` turns their exceptions into answers."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
+
+from api import serializers as s
+from api.errors import spec_errors
+from api.models import ApiToken
+from api.services import token_create, token_revoke
+from audit.services import audit_denied
+from deployer import events
+from deployer import selectors as deploy_selectors
+from deployer import services as deploy_services
+from deployer.models import Deployment, ResourceRecord, Target
+from deployer.stream import last_event_id, sse_response
+from designer import selectors as design_selectors
+from designer.cost import Assumptions
+from designer.diagram import render_png, render_svg
+from designer.plan import plan
+from designer.preview import plan_document
+from designer.services import SpecInvalid, design_create, design_delete, design_update
+from designer.spec import validate_spec
+from teams.models import Team
+from teams.selectors import team_list
+
+ERR = {
+    401: OpenApiResponse(s.ErrorSerializer, description="Not logged in, or a bad token."),
+    404: OpenApiResponse(
+        s.ErrorSerializer, description="No such object in the caller's teams (never 403)."
+    ),
+}
+BAD = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input, field by field.")}
+THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many requests.")}
+ID_REGEX = r"[0-9]{1,18}"
+ASSUMPTIONS = [f.name for f in fields(Assumptions)]
+
+
+class _ScopedUserThrottle(UserRateThrottle):
+    """Per-user rate of one costly action, read from settings at each request (so a change
+    of ``REST_FRAMEWORK`` applies without a restart of the class)."""
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+class DeployThrottle(_ScopedUserThrottle):
+    scope = "deploy"
+
+
+class DestroyThrottle(_ScopedUserThrottle):
+    scope = "destroy"
+
+
+class SvgRenderer(BaseRenderer):
+    media_type = "image/svg+xml"
+    format = "svg"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)  # only errors come through here
+
+
+class PngRenderer(SvgRenderer):
+    media_type = "image/png"
+    format = "png"
+
+
+class EventStreamRenderer(SvgRenderer):
+    media_type = "text/event-stream"
+    format = "sse"
+
+
+class AuditedLookupMixin:
+    """``get_object`` through the caller-scoped queryset; a miss on an object that exists in
+    another team is recorded in the audit trail and answered exactly like a missing one."""
+
+    audit_model: type
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            audit_denied(
+                user=self.request.user,
+                model=self.audit_model,
+                path=self.request.path,
+                pk=self.kwargs.get(self.lookup_url_kwarg or self.lookup_field),
+            )
+            raise
+
+
+def _team_for(request: Request, team_id: int | None) -> Team:
+    """The team a new object belongs to: the one named (if the caller is in it) or the
+    caller's only team."""
+    teams = team_list(user=request.user)
+    if team_id is not None:
+        team = teams.filter(pk=team_id).first()
+        if team is None:
+            raise ValidationError({"team": ["no team with this id among your teams"]})
+        return team
+    mine = list(Team.objects.filter(memberships__user=request.user)[:2])
+    if len(mine) != 1:
+        raise ValidationError(
+            {"team": ["you are in several teams (or none); say which team with its id"]}
+        )
+    return mine[0]
+
+
+SAVE_SCHEMA = {
+    "request": s.DesignUpdateSerializer,
+    "responses": {
+        200: s.DesignSerializer,
+        400: OpenApiResponse(s.SpecErrorSerializer, description="The spec is invalid."),
+        **ERR,
+    },
+}
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The caller's teams (staff: all)", responses={200: s.TeamSerializer, **ERR}
+    ),
+    retrieve=extend_schema(summary="A team", responses={200: s.TeamSerializer, **ERR}),
+)
+class TeamViewSet(AuditedLookupMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.TeamSerializer
+    lookup_value_regex = ID_REGEX
+    audit_model = Team
+
+    def get_queryset(self):
+        return team_list(user=self.request.user).order_by("name")
+
+
+# --- designs ---------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Designs of the caller's teams", responses={200: s.DesignSerializer, **ERR}
+    ),
+    retrieve=extend_schema(summary="A design", responses={200: s.DesignSerializer, **ERR}),
+)
+class DesignViewSet(
+    AuditedLookupMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.DesignSerializer
+    lookup_value_regex = ID_REGEX
+    audit_model = design_selectors.Design
+
+    def get_queryset(self):
+        return (
+            design_selectors.design_list(user=self.request.user)
+            .select_related("created_by")
+            .order_by("team__name", "name", "pk")
+        )
+
+    @extend_schema(
+        summary="Create a design (version 1)",
+        request=s.DesignCreateSerializer,
+        responses={
+            201: s.DesignSerializer,
+            400: OpenApiResponse(s.SpecErrorSerializer, description="The spec is invalid."),
+            401: ERR[401],
+        },
+    )
+    def create(self, request: Request) -> Response:
+        body = s.DesignCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        team = _team_for(request, body.validated_data.get("team"))
+        design = design_create(team=team, user=request.user, spec_data=body.validated_data["spec"])
+        data = s.DesignSerializer(design, context={"request": request}).data
+        return Response(data, status=201, headers={"Location": data["links"]["self"]})
+
+    @extend_schema(summary="Save a new version of a design", **SAVE_SCHEMA)
+    def update(self, request: Request, pk: str) -> Response:
+        design = self.get_object()
+        body = s.DesignUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        design = design_update(
+            design=design, user=request.user, spec_data=body.validated_data["spec"]
+        )
+        return Response(s.DesignSerializer(design, context={"request": request}).data)
+
+    @extend_schema(summary="Save a new version (as PUT: the whole spec)", **SAVE_SCHEMA)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self.update(request, pk)
+
+    @extend_schema(
+        summary="Delete a design",
+        description="Refused (409) while a deployment of it may still hold AWS resources; "
+        "destroy that deployment first. Past deployments keep their history.",
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                s.ConflictSerializer, description="A deployment still holds resources."
+            ),
+            **ERR,
+        },
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        design_delete(design=self.get_object(), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Validate a spec without saving it",
+        request=s.ValidateRequestSerializer,
+        responses={200: s.ValidateResponseSerializer, 400: BAD[400], 401: ERR[401]},
+    )
+    @action(detail=False, methods=["post"])
+    def validate(self, request: Request) -> Response:
+        body = s.ValidateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = validate_spec(body.validated_data["spec"])
+        return Response(
+            {
+                "valid": result.valid,
+                "errors": spec_errors(result.errors),
+                "warnings": spec_errors(result.warnings),
+                "issues": [i.to_json() for i in result.errors],
+                "warning_issues": [i.to_json() for i in result.warnings],
+                "spec": result.spec.to_json() if result.valid and result.spec else None,
+            }
+        )
+
+    @extend_schema(
+        summary="The resource plan, route tables, security-group rules and monthly cost",
+        parameters=[
+            OpenApiParameter(
+                name,
+                OpenApiTypes.NUMBER,
+                description=f"Cost assumption {name} (see the design page).",
+            )
+            for name in ASSUMPTIONS
+        ],
+        responses={200: s.PlanSerializer, **BAD, **ERR},
+    )
+    @action(detail=True, methods=["get"])
+    def plan(self, request: Request, pk: str) -> Response:
+        design = self.get_object()
+        provided = {k: v for k, v in request.query_params.items() if k in ASSUMPTIONS}
+        assumptions, issues = Assumptions.from_mapping(provided)
+        if issues:
+            raise SpecInvalid(issues)
+        result = validate_spec(design.spec)
+        if result.spec is None:  # saved designs are valid; a rule may have tightened since
+            raise SpecInvalid(result.errors)
+        return Response(plan_document(spec=result.spec, assumptions=assumptions))
+
+    @extend_schema(
+        summary="Every saved version of a design, newest first",
+        responses={200: s.DesignVersionSerializer(many=True), **ERR},
+    )
+    @action(detail=True, methods=["get"])
+    def versions(self, request: Request, pk: str) -> Response:
+        design = self.get_object()
+        page = self.paginate_queryset(design_selectors.design_version_list(design=design))
+        return self.get_paginated_response(s.DesignVersionSerializer(page, many=True).data)
+
+    def get_renderers(self):
+        if self.action == "diagram_svg":
+            return [JSONRenderer(), SvgRenderer()]
+        if self.action == "diagram_png":
+            return [JSONRenderer(), PngRenderer()]
+        return super().get_renderers()
+
+    def _diagram(self, fmt: str) -> HttpResponse:
+        design = self.get_object()
+        result = validate_spec(design.spec)
+        if result.spec is None:
+            raise SpecInvalid(result.errors)
+        graph = plan(result.spec)
+        if fmt == "svg":
+            response = HttpResponse(render_svg(graph), content_type="image/svg+xml")
+        else:
+            response = HttpResponse(render_png(graph), content_type="image/png")
+        response["Content-Disposition"] = (
+            f'inline; filename="{design.name}-v{design.version}.{fmt}"'
+        )
+        return response
+
+    @extend_schema(
+        summary="The design's diagram as SVG (icons embedded)",
+        responses={(200, "image/svg+xml"): OpenApiTypes.BINARY, **ERR},
+    )
+    def diagram_svg(self, request: Request, pk: str) -> HttpResponse:
+        return self._diagram("svg")
+
+    @extend_schema(
+        summary="The design's diagram as PNG",
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **ERR},
+    )
+    def diagram_png(self, request: Request, pk: str) -> HttpResponse:
+        return self._diagram("png")
+
+
+# --- deployments -----------------------------------------------------------------------------
+
+
+def _with_progress(deployment: Deployment) -> Deployment:
+    """Progress counts from the queryset's annotations (no query per deployment)."""
+    deploying = deployment.status in ("queued", "deploying", "succeeded", "failed")
+    done = deployment.n_ready if deploying else deployment.n_deleted
+    deployment._progress = (done, deployment.n_total)
+    return deployment
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Deployments of the caller's teams, newest first",
+        parameters=[s.DeploymentFilterSerializer],
+        responses={200: s.DeploymentSerializer, **BAD, 401: ERR[401]},
+    ),
+    retrieve=extend_schema(
+        summary="A deployment with every resource's state and physical id",
+        responses={200: s.DeploymentDetailSerializer, **ERR},
+    ),
+)
+class DeploymentViewSet(
+    AuditedLookupMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    lookup_value_regex = ID_REGEX
+    audit_model = Deployment
+
+    def get_serializer_class(self):
+        return s.DeploymentDetailSerializer if self.action == "retrieve" else s.DeploymentSerializer
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action == "create":
+            throttles.append(DeployThrottle())
+        elif self.action == "destroy_resources":
+            throttles.append(DestroyThrottle())
+        return throttles
+
+    def get_queryset(self):
+        R = ResourceRecord.State
+        qs = deploy_selectors.deployment_list(user=self.request.user).annotate(
+            n_total=Count("resources"),
+            n_ready=Count("resources", filter=Q(resources__state=R.READY)),
+            n_deleted=Count("resources", filter=Q(resources__state=R.DELETED)),
+        )
+        if self.action == "list":
+            qs = self._filtered(qs)
+        return qs.order_by("-created_at", "-pk")
+
+    def _filtered(self, qs):
+        query = s.DeploymentFilterSerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        f = query.validated_data
+        if "team" in f:
+            team = f["team"]
+            if team.isdigit() and len(team) <= 18:
+                qs = qs.filter(team_id=int(team))
+            else:
+                qs = qs.filter(team__slug=team)
+        if "design" in f:
+            qs = qs.filter(design_id=f["design"])
+        if f.get("status"):
+            qs = qs.filter(status__in=sorted(f["status"]))
+        if "requested_by" in f:
+            qs = qs.filter(requested_by__username=f["requested_by"])
+        if "created_after" in f:
+            qs = qs.filter(created_at__gte=f["created_after"])
+        if "created_before" in f:
+            qs = qs.filter(created_at__lte=f["created_before"])
+        return qs
+
+    def get_renderers(self):
+        if self.action == "stream":
+            return [JSONRenderer(), EventStreamRenderer()]
+        return super().get_renderers()
+
+    def get_object(self):
+        return _with_progress(super().get_object())
+
+    def paginate_queryset(self, queryset):
+        return [_with_progress(d) for d in super().paginate_queryset(queryset) or []]
+
+    def _body(self, deployment: Deployment) -> dict[str, Any]:
+        """The detail answer for a deployment a service just changed (read afresh)."""
+        deployment = _with_progress(self.get_queryset().get(pk=deployment.pk))
+        return s.DeploymentDetailSerializer(deployment, context={"request": self.request}).data
+
+    @extend_schema(
+        summary="Deploy a design",
+        description="Starts a deployment of the design's current version and answers 202 at "
+        "once; follow it with the events endpoints. With an `Idempotency-Key` header a "
+        "retried request returns the same deployment instead of starting another.",
+        request=s.DeploymentCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Any unique string up to 255 characters, one per intended deployment.",
+            )
+        ],
+        responses={
+            202: s.DeploymentDetailSerializer,
+            400: OpenApiResponse(s.SpecErrorSerializer, description="Invalid input."),
+            401: ERR[401],
+            409: OpenApiResponse(
+                s.ConflictSerializer, description="The design already has an active deployment."
+            ),
+            422: OpenApiResponse(
+                s.ErrorSerializer, description="The Idempotency-Key was used for another request."
+            ),
+            **THROTTLED,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        body = s.DeploymentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 255:
+            raise ValidationError({"Idempotency-Key": ["at most 255 characters"]})
+        data = body.validated_data
+        if key:
+            earlier = Deployment.objects.filter(
+                requested_by=request.user, idempotency_key=key
+            ).first()
+            if earlier is not None:
+                return self._replay(earlier, data)
+        design = design_selectors.design_list(user=request.user).filter(pk=data["design"]).first()
+        if design is None:
+            raise ValidationError({"design": ["no design with this id among your teams' designs"]})
+        if "target" in data:
+            target = (
+                deploy_selectors.target_list(user=request.user)
+                .filter(pk=data["target"], team=design.team)
+                .first()
+            )
+            if target is None:
+                raise ValidationError({"target": ["no target with this id in the design's team"]})
+        else:
+            target = deploy_services.target_sandbox_ensure(team=design.team)
+        deployment = deploy_services.deployment_start(
+            design=design,
+            target=target,
+            user=request.user,
+            keep_on_failure=data["keep_on_failure"],
+            idempotency_key=key,
+        )
+        if key and deployment.design_id != design.pk:
+            # A concurrent request with the same key won the race for another design.
+            return self._replay(deployment, data)
+        body = self._body(deployment)
+        return Response(body, status=202, headers={"Location": body["links"]["self"]})
+
+    def _replay(self, earlier: Deployment, data: dict[str, Any]) -> Response:
+        if earlier.design_id != data["design"] or (
+            "target" in data and earlier.target_id != data["target"]
+        ):
+            return Response(
+                {
+                    "message": "This Idempotency-Key was already used for a different "
+                    f"request (deployment #{earlier.pk}); use a new key for a new deployment."
+                },
+                status=422,
+            )
+        body = self._body(earlier)
+        return Response(
+            body,
+            status=202,
+            headers={"Location": body["links"]["self"], "Idempotent-Replayed": "true"},
+        )
+
+    @extend_schema(
+        summary="The deployment's events after a number (JSON)",
+        parameters=[s.EventQuerySerializer],
+        responses={200: s.EventPageSerializer, **BAD, **ERR},
+    )
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        deployment = self.get_object()
+        query = s.EventQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after, limit = query.validated_data["after"], query.validated_data["limit"]
+        page = events.events_after(deployment, after, limit=limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        return Response(
+            {
+                "events": s.EventSerializer(page, many=True).data,
+                "last_seq": page[-1].seq if page else after,
+                "more": more,
+                "finished": deployment.status in Deployment.TERMINAL,
+            }
+        )
+
+    @extend_schema(
+        summary="The deployment's events, live (Server-Sent Events)",
+        description="`text/event-stream`: each event has `id: <seq>` and a JSON `data` line "
+        "shaped like the JSON events. Reconnect with `Last-Event-ID` (browsers do it "
+        "themselves) or `?after=N` to resume without losing or repeating any. The stream ends "
+        "after the event that puts the deployment in a terminal status.",
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.INT, description="Resume after this event."),
+            OpenApiParameter("Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER),
+        ],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR, **ERR},
+    )
+    def stream(self, request: Request, pk: str):
+        return sse_response(self.get_object(), last_event_id(request))
+
+    @extend_schema(
+        summary="Cancel a queued or deploying deployment (it then rolls back)",
+        request=None,
+        responses={
+            202: s.DeploymentDetailSerializer,
+            409: OpenApiResponse(s.ErrorSerializer, description="Not cancellable now."),
+            **ERR,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        deployment = deploy_services.deployment_cancel(
+            deployment=self.get_object(), user=request.user
+        )
+        return Response(self._body(deployment), status=202)
+
+    @extend_schema(
+        summary="Destroy everything the deployment made, in reverse order",
+        request=None,
+        responses={
+            202: s.DeploymentDetailSerializer,
+            409: OpenApiResponse(s.ErrorSerializer, description="Not destroyable now."),
+            **ERR,
+            **THROTTLED,
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="destroy", url_name="destroy")
+    def destroy_resources(self, request: Request, pk: str) -> Response:
+        deployment = deploy_services.deployment_destroy(
+            deployment=self.get_object(), user=request.user
+        )
+        return Response(self._body(deployment), status=202)
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+TARGET_ERRS = {
+    400: BAD[400],
+    403: OpenApiResponse(s.ErrorSerializer, description="Only the team's admins manage targets."),
+}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Targets of the caller's teams", responses={200: s.TargetSerializer, **ERR}
+    ),
+    retrieve=extend_schema(
+        summary="A target (never its external id)", responses={200: s.TargetSerializer, **ERR}
+    ),
+)
+class TargetViewSet(AuditedLookupMixin, viewsets.ModelViewSet):
+    serializer_class = s.TargetSerializer
+    lookup_value_regex = ID_REGEX
+    audit_model = Target
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return deploy_selectors.target_list(user=self.request.user).order_by("team__name", "name")
+
+    @extend_schema(
+        summary="Add a target (team admins)",
+        responses={201: s.TargetSerializer, **TARGET_ERRS, 401: ERR[401]},
+    )
+    def create(self, request: Request) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        team = _team_for(request, data.get("team_id"))
+        target = deploy_services.target_create(
+            team=team,
+            user=request.user,
+            name=data["name"],
+            kind=data.get("kind", Target.Kind.SANDBOX),
+            region=data.get("region", "us-east-1"),
+            role_arn=data.get("role_arn", ""),
+            external_id=data.get("external_id", ""),
+        )
+        out = self.get_serializer(target).data
+        return Response(out, status=201, headers={"Location": f"/api/targets/{target.pk}/"})
+
+    @extend_schema(
+        summary="Change a target (team admins)",
+        responses={200: s.TargetSerializer, **TARGET_ERRS, **ERR},
+    )
+    def update(self, request: Request, pk: str, partial: bool = False) -> Response:
+        target = self.get_object()
+        body = self.get_serializer(target, data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        data.pop("team_id", None)
+        external_id = data.pop("external_id", None)
+        target = deploy_services.target_update(
+            target=target, user=request.user, external_id=external_id, **data
+        )
+        return Response(self.get_serializer(target).data)
+
+    @extend_schema(
+        summary="Change some of a target's fields (team admins)",
+        responses={200: s.TargetSerializer, **TARGET_ERRS, **ERR},
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self.update(request, pk, partial=True)
+
+    @extend_schema(
+        summary="Delete a target that no deployment used (team admins)",
+        responses={
+            204: None,
+            403: TARGET_ERRS[403],
+            409: OpenApiResponse(s.ErrorSerializer, description="Deployments used it."),
+            **ERR,
+        },
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        deploy_services.target_delete(target=self.get_object(), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The caller's API tokens (never their keys)",
+        responses={200: s.TokenSerializer, **ERR},
+    ),
+    retrieve=extend_schema(
+        summary="One of the caller's tokens", responses={200: s.TokenSerializer, **ERR}
+    ),
+)
+class TokenViewSet(
+    AuditedLookupMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.TokenSerializer
+    lookup_value_regex = ID_REGEX
+    audit_model = ApiToken
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user).order_by("-created_at", "-pk")
+
+    @extend_schema(
+        summary="Make a token; its key is in this answer only",
+        request=s.TokenCreateSerializer,
+        responses={201: s.TokenCreatedSerializer, **BAD, 401: ERR[401]},
+    )
+    def create(self, request: Request) -> Response:
+        body = s.TokenCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        name = body.validated_data["name"]
+        token, key = token_create(user=request.user, name=name)
+        data = s.TokenSerializer(token).data
+        return Response({**data, "key": key}, status=201)
+
+    @extend_schema(summary="Revoke a token", request=None, responses={204: None, **ERR})
+    def destroy(self, request: Request, pk: str) -> Response:
+        token_revoke(token=self.get_object(), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,146 @@
+"""Who is asking, and under which request id: the context that logs and audit entries carry.
+
+``RequestContextMiddleware`` gives every request an id (the caller's ``X-Request-ID`` when it is
+a sane token, so a proxy's id follows the request through; a fresh one otherwise), puts it on
+``request.request_id`` and in a context variable, and echoes it in the response's
+``X-Request-ID`` header. Celery tasks and management commands set the same variables
+(``bind``), so a log line or an audit entry written anywhere names the request or task it came
+from and, where there is one, the deployment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+import uuid
+from collections.abc import Iterator
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+deployment_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "deployment_id", default=None
+)
+#: The caller's address for the request being served ("" outside a request).
+client_ip_var: contextvars.ContextVar[str] = contextvars.ContextVar("client_ip", default="")
+#: How the action arrived: "web" (pages), "api" (/api/), "cli" (management commands, the
+#: default outside a request) or "worker" (Celery tasks).
+channel_var: contextvars.ContextVar[str] = contextvars.ContextVar("channel", default="cli")
+
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str:
+    return request_id_var.get()
+
+
+def current_deployment_id() -> int | None:
+    return deployment_id_var.get()
+
+
+def current_client_ip() -> str:
+    return client_ip_var.get()
+
+
+def current_channel() -> str:
+    return channel_var.get()
+
+
+@contextlib.contextmanager
+def bind(
+    *,
+    request_id: str | None = None,
+    deployment_id: int | None = None,
+    channel: str | None = None,
+    client_ip: str | None = None,
+) -> Iterator[None]:
+    """Set the request id, deployment id, channel and/or client address inside the block."""
+    tokens = []
+    for var, value in (
+        (request_id_var, request_id),
+        (deployment_id_var, deployment_id),
+        (channel_var, channel),
+        (client_ip_var, client_ip),
+    ):
+        if value is not None:
+            tokens.append((var, var.set(value)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def client_ip(request) -> str:
+    """The caller's address: ``REMOTE_ADDR``, or behind ``TRUSTED_PROXY_COUNT`` proxies the
+    address the outermost trusted proxy saw (the n-th entry from the right of
+    ``X-Forwarded-For``; entries further left are the client's to forge)."""
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if hops:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:45]
+    return (request.META.get("REMOTE_ADDR") or "")[:45]
+
+
+def _request_id_for(request) -> str:
+    offered = request.headers.get("X-Request-ID", "")
+    return offered if _SANE_ID.match(offered) else new_request_id()
+
+
+def _enter(request) -> list:
+    request.request_id = _request_id_for(request)
+    channel = "api" if request.path.startswith("/api/") else "web"
+    return [
+        (request_id_var, request_id_var.set(request.request_id)),
+        (client_ip_var, client_ip_var.set(client_ip(request))),
+        (channel_var, channel_var.set(channel)),
+    ]
+
+
+def _leave(tokens: list) -> None:
+    for var, token in reversed(tokens):
+        var.reset(token)
+
+
+class RequestContextMiddleware:
+    """Works in both the sync and the async stack (no thread hop under uvicorn)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        tokens = _enter(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            _leave(tokens)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+    async def __acall__(self, request):
+        tokens = _enter(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            _leave(tokens)
+        response["X-Request-ID"] = request.request_id
+        return response
