@@ -102,37 +102,31 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def _is_api(request) -> bool:
-    return request.path.startswith("/api/")
+def _json_under_api(django_default, status: int, message):
+    """A Django error handler that answers JSON ``{"message": ...}`` under ``/api/`` and
+    Django's own page elsewhere. ``message`` may take the request (500 quotes its id)."""
+
+    def handler(request, exception=None):
+        if request.path.startswith("/api/"):
+            text = message(request) if callable(message) else message
+            return JsonResponse({"message": text}, status=status)
+        if exception is None:
+            return django_default(request)
+        return django_default(request, exception)
+
+    return handler
 
 
-def handler404(request, exception):
-    if _is_api(request):
-        return JsonResponse({"message": "Not found."}, status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def handler500(request):
-    if _is_api(request):
-        return JsonResponse(
-            {
-                "message": "Gantry hit an internal error; it has been logged. Quote request id "
-                f"{getattr(request, 'request_id', '')} when you report it."
-            },
-            status=500,
-        )
-    return defaults.server_error(request)
-
-
-def handler400(request, exception):
-    if _is_api(request):
-        return JsonResponse({"message": "Bad request."}, status=400)
-    return defaults.bad_request(request, exception)
-
-
-def handler403(request, exception):
-    if _is_api(request):
-        return JsonResponse(
-            {"message": "Forbidden (a CSRF token is missing or wrong?)"}, status=403
-        )
-    return defaults.permission_denied(request, exception)
+handler400 = _json_under_api(defaults.bad_request, 400, "Bad request.")
+handler403 = _json_under_api(
+    defaults.permission_denied, 403, "Forbidden (a CSRF token is missing or wrong?)"
+)
+handler404 = _json_under_api(defaults.page_not_found, 404, "Not found.")
+handler500 = _json_under_api(
+    defaults.server_error,
+    500,
+    lambda request: (
+        "Gantry hit an internal error; it has been logged. Quote request id "
+        f"{getattr(request, 'request_id', '')} when you report it."
+    ),
+)

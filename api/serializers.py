@@ -277,16 +277,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
         }
     )
     def get_progress(self, deployment: Deployment) -> dict[str, int]:
-        counts = getattr(deployment, "_progress", None)
-        if counts is None:
-            states = list(deployment.resources.values_list("state", flat=True))
-            done_state = (
-                "ready"
-                if deployment.status in ("queued", "deploying", "succeeded", "failed")
-                else "deleted"
-            )
-            counts = (sum(1 for s in states if s == done_state), len(states))
-        done, total = counts
+        # n_done and n_total are annotated by deployer.selectors.with_progress_counts.
+        done, total = deployment.n_done, deployment.n_total
         return {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
 
     @extend_schema_field(_links("self", "events", "stream", "cancel", "destroy", "page"))

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from django.db.models import Count, Q
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -28,11 +27,11 @@ from api import serializers as s
 from api.errors import spec_errors
 from api.models import ApiToken
 from api.services import token_create, token_revoke
-from audit.services import audit_denied
+from audit.services import get_for_user_or_404
 from deployer import events
 from deployer import selectors as deploy_selectors
 from deployer import services as deploy_services
-from deployer.models import Deployment, ResourceRecord, Target
+from deployer.models import Deployment, Target
 from deployer.stream import last_event_id, sse_response
 from designer import selectors as design_selectors
 from designer.cost import Assumptions
@@ -92,22 +91,19 @@ class EventStreamRenderer(SvgRenderer):
 
 
 class AuditedLookupMixin:
-    """``get_object`` through the caller-scoped queryset; a miss on an object that exists in
-    another team is recorded in the audit trail and answered exactly like a missing one."""
-
-    audit_model: type
+    """``get_object`` through the caller-scoped queryset and ``get_for_user_or_404``: a miss
+    on an object that exists in another team is audited and answered like a missing one."""
 
     def get_object(self):
-        try:
-            return super().get_object()
-        except Http404:
-            audit_denied(
-                user=self.request.user,
-                model=self.audit_model,
-                path=self.request.path,
-                pk=self.kwargs.get(self.lookup_url_kwarg or self.lookup_field),
-            )
-            raise
+        lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        obj = get_for_user_or_404(
+            self.filter_queryset(self.get_queryset()),
+            user=self.request.user,
+            path=self.request.path,
+            **{self.lookup_field: lookup},
+        )
+        self.check_object_permissions(self.request, obj)
+        return obj
 
 
 def _team_for(request: Request, team_id: int | None) -> Team:
@@ -149,7 +145,6 @@ SAVE_SCHEMA = {
 class TeamViewSet(AuditedLookupMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = s.TeamSerializer
     lookup_value_regex = ID_REGEX
-    audit_model = Team
 
     def get_queryset(self):
         return team_list(user=self.request.user).order_by("name")
@@ -172,7 +167,6 @@ class DesignViewSet(
 ):
     serializer_class = s.DesignSerializer
     lookup_value_regex = ID_REGEX
-    audit_model = design_selectors.Design
 
     def get_queryset(self):
         return (
@@ -323,14 +317,6 @@ class DesignViewSet(
 # --- deployments -----------------------------------------------------------------------------
 
 
-def _with_progress(deployment: Deployment) -> Deployment:
-    """Progress counts from the queryset's annotations (no query per deployment)."""
-    deploying = deployment.status in ("queued", "deploying", "succeeded", "failed")
-    done = deployment.n_ready if deploying else deployment.n_deleted
-    deployment._progress = (done, deployment.n_total)
-    return deployment
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="Deployments of the caller's teams, newest first",
@@ -349,7 +335,6 @@ class DeploymentViewSet(
     viewsets.GenericViewSet,
 ):
     lookup_value_regex = ID_REGEX
-    audit_model = Deployment
 
     def get_serializer_class(self):
         return s.DeploymentDetailSerializer if self.action == "retrieve" else s.DeploymentSerializer
@@ -363,11 +348,8 @@ class DeploymentViewSet(
         return throttles
 
     def get_queryset(self):
-        R = ResourceRecord.State
-        qs = deploy_selectors.deployment_list(user=self.request.user).annotate(
-            n_total=Count("resources"),
-            n_ready=Count("resources", filter=Q(resources__state=R.READY)),
-            n_deleted=Count("resources", filter=Q(resources__state=R.DELETED)),
+        qs = deploy_selectors.with_progress_counts(
+            deploy_selectors.deployment_list(user=self.request.user)
         )
         if self.action == "list":
             qs = self._filtered(qs)
@@ -400,15 +382,9 @@ class DeploymentViewSet(
             return [JSONRenderer(), EventStreamRenderer()]
         return super().get_renderers()
 
-    def get_object(self):
-        return _with_progress(super().get_object())
-
-    def paginate_queryset(self, queryset):
-        return [_with_progress(d) for d in super().paginate_queryset(queryset) or []]
-
     def _body(self, deployment: Deployment) -> dict[str, Any]:
         """The detail answer for a deployment a service just changed (read afresh)."""
-        deployment = _with_progress(self.get_queryset().get(pk=deployment.pk))
+        deployment = self.get_queryset().get(pk=deployment.pk)
         return s.DeploymentDetailSerializer(deployment, context={"request": self.request}).data
 
     @extend_schema(
@@ -587,7 +563,6 @@ TARGET_ERRS = {
 class TargetViewSet(AuditedLookupMixin, viewsets.ModelViewSet):
     serializer_class = s.TargetSerializer
     lookup_value_regex = ID_REGEX
-    audit_model = Target
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -671,7 +646,6 @@ class TokenViewSet(
 ):
     serializer_class = s.TokenSerializer
     lookup_value_regex = ID_REGEX
-    audit_model = ApiToken
 
     def get_queryset(self):
         return ApiToken.objects.filter(user=self.request.user).order_by("-created_at", "-pk")

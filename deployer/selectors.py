@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from audit.services import get_for_user_or_404
 from deployer.models import Deployment, Target
@@ -26,15 +26,30 @@ def target_list(*, user: AbstractBaseUser) -> QuerySet[Target]:
     return Target.objects.filter(team__in=team_list(user=user)).select_related("team")
 
 
+#: Statuses in which a deployment's progress counts resources ready; in the others (rolling
+#: back, destroying, destroyed...) it counts resources deleted.
+BUILDING_STATUSES = ("queued", "deploying", "succeeded", "failed")
+
+
+def progress_done_state(status: str) -> str:
+    """The resource state that counts as done for a deployment in ``status``."""
+    return "ready" if status in BUILDING_STATUSES else "deleted"
+
+
+def with_progress_counts(deployments: QuerySet[Deployment]) -> QuerySet[Deployment]:
+    """Annotate ``n_done`` and ``n_total`` (see :func:`progress_done_state`) in the query, so
+    a list of deployments costs no query per deployment."""
+    done = Q(status__in=BUILDING_STATUSES, resources__state="ready") | (
+        ~Q(status__in=BUILDING_STATUSES) & Q(resources__state="deleted")
+    )
+    return deployments.annotate(n_total=Count("resources"), n_done=Count("resources", filter=done))
+
+
 def deployment_progress(deployment: Deployment) -> dict:
     """A snapshot for the page and the CLI: counts, percent done, every resource's state."""
     records = list(deployment.resources.all())
-    done_states = (
-        {"ready"}
-        if deployment.status in ("queued", "deploying", "succeeded", "failed")
-        else {"deleted"}
-    )
-    done = sum(1 for r in records if r.state in done_states)
+    done_state = progress_done_state(deployment.status)
+    done = sum(1 for r in records if r.state == done_state)
     return {
         "id": deployment.pk,
         "status": deployment.status,
