@@ -355,8 +355,6 @@ def worker_env(transactional_db, redis_url, sandbox_endpoint, settings):
     broker and queue."""
     import uuid
 
-    from django.db import connection
-
     from celery_app import app
 
     queue = f"gantry-test-{uuid.uuid4().hex[:8]}"
@@ -364,11 +362,9 @@ def worker_env(transactional_db, redis_url, sandbox_endpoint, settings):
     app.conf.broker_url = broker
     app.conf.task_default_queue = queue
     settings.GANTRY_SANDBOX_ENDPOINT = sandbox_endpoint
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        database_url = f"sqlite:///{db['NAME']}"
-    else:
-        database_url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    from tests.support import subprocess_database_url
+
+    database_url = subprocess_database_url()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "gantry.settings",

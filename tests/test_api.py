@@ -21,6 +21,7 @@ from deployer import events
 from deployer.models import Deployment, Target
 from designer.models import Design
 from designer.spec import DEFAULT_SPEC
+from tests.support import finish_as_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -281,10 +282,7 @@ def test_events_page_by_number_and_the_stream_resumes_after_the_last_one(api, de
     row = Deployment.objects.get(pk=deployment["id"])
     for i in range(3):
         events.append(row, kind="progress", message=f"step {i}")
-    # What the worker does at the end (no worker runs in this test).
-    row.status = "succeeded"
-    row.save(update_fields=["status"])
-    events.append(row, kind="status", message="done", state="succeeded")
+    finish_as_worker(row)
     path = deployment["links"]["events"]
     page = api.get(path + "?after=0&limit=2").json()
     assert [e["seq"] for e in page["events"]] == [1, 2] and page["more"] is True

@@ -12,10 +12,11 @@ import pytest
 from django.test import Client
 
 from api.services import token_create
-from deployer import events, services
+from deployer import services
 from deployer.models import Deployment, Target
 from designer.services import design_create
 from designer.spec import DEFAULT_SPEC
+from tests.support import finish_as_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -51,10 +52,7 @@ def world(make_user, team, other_team) -> World:
     sandbox = services.target_sandbox_ensure(team=team)
     queued = services.deployment_start(design=design, target=sandbox, user=owner)
     finished = services.deployment_start(design=done_design, target=sandbox, user=owner)
-    # What the worker would have done (none runs here): the deployment succeeded.
-    finished.status = "succeeded"
-    finished.save(update_fields=["status"])
-    events.append(finished, kind="status", message="succeeded", state="succeeded")
+    finish_as_worker(finished)
     target = services.target_create(
         team=team,
         user=owner,

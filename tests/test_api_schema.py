@@ -18,9 +18,10 @@ from rest_framework.settings import api_settings
 from schemathesis import checks
 
 from api.services import token_create
-from deployer import events, services
+from deployer import services
 from designer.services import design_create
 from designer.spec import DEFAULT_SPEC
+from tests.support import finish_as_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -58,9 +59,7 @@ def seeded(make_user, team):
     design = design_create(team=team, user=owner, spec_data=spec)
     target = services.target_sandbox_ensure(team=team)
     deployment = services.deployment_start(design=design, target=target, user=owner)
-    deployment.status = "succeeded"
-    deployment.save(update_fields=["status"])
-    events.append(deployment, kind="status", message="succeeded", state="succeeded")
+    finish_as_worker(deployment)
     return token_create(user=owner, name="fuzz")[1]
 
 

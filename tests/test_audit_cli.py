@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.db import connection
 
 from audit.models import AuditEntry
 from deployer.models import Deployment
 from designer.spec import DEFAULT_SPEC
+from tests.support import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 A = AuditEntry.Action
@@ -26,14 +26,7 @@ A = AuditEntry.Action
 def manage(transactional_db, redis_url):
     """Run manage.py against the test database. Deployments are queued on a broker queue of
     this test's own, which no worker reads and which is deleted afterwards."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        database_url = f"sqlite:///{db['NAME']}"
-    else:
-        database_url = (
-            f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        )
+    database_url = subprocess_database_url()
     broker = redis_url.rsplit("/", 1)[0] + "/14"
     queue = f"gantry-test-audit-{uuid.uuid4().hex[:8]}"
     env = {
