@@ -22,10 +22,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import redis
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+
+from gantry.middleware import SyncAndAsyncMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -129,29 +131,18 @@ PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
 }
 
 
-class HealthProbeMiddleware:
+class HealthProbeMiddleware(SyncAndAsyncMiddleware):
     """Answers ``/healthz`` and ``/readyz`` itself (see the module docstring for why here).
     Works in both the sync and the async stack; the readiness checks, which block, run in a
     thread of their own under ASGI."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self.__acall__(request)
+    def sync_call(self, request: HttpRequest):
         probe = PROBES.get(request.path)
         if probe is None:
             return self.get_response(request)
         return _answer(probe, request)
 
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+    async def async_call(self, request: HttpRequest) -> HttpResponse:
         probe = PROBES.get(request.path)
         if probe is None:
             return await self.get_response(request)

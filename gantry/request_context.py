@@ -16,8 +16,9 @@ import re
 import uuid
 from collections.abc import Iterator
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+
+from gantry.middleware import SyncAndAsyncMiddleware
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 deployment_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -113,21 +114,8 @@ def _leave(tokens: list) -> None:
         var.reset(token)
 
 
-class RequestContextMiddleware:
-    """Works in both the sync and the async stack (no thread hop under uvicorn)."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
+class RequestContextMiddleware(SyncAndAsyncMiddleware):
+    def sync_call(self, request):
         tokens = _enter(request)
         try:
             response = self.get_response(request)
@@ -136,7 +124,7 @@ class RequestContextMiddleware:
         response["X-Request-ID"] = request.request_id
         return response
 
-    async def __acall__(self, request):
+    async def async_call(self, request):
         tokens = _enter(request)
         try:
             response = await self.get_response(request)
