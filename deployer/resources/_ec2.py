@@ -16,11 +16,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources.base import TAG_DEPLOYMENT, TAG_LOGICAL_ID, AwsContext, Pending
+from deployer.resources.base import (
+    TAG_DEPLOYMENT,
+    TAG_LOGICAL_ID,
+    AwsContext,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+)
 from designer.graph import ResourceNode
 
 #: How long the usual holder of a subnet or security group takes to go, said in every
@@ -160,3 +169,46 @@ def network_interface_holders(ctx: AwsContext, filter_name: str, value: str) -> 
     if any(eni.get("InterfaceType") == "lambda" for eni in enis):
         text += f"; {LAMBDA_ENI_DELAY}"
     return text
+
+
+class StatelessEc2Handler:
+    """The four lookups and the delete of an EC2 resource with no lifecycle state of its own
+    (internet gateways, route tables): found by its tags, usable once visible, deleted by one
+    call, gone once no longer visible. ``DependencyViolation`` on delete means the nodes that
+    hang on it (which destroy removes first) are still being removed by AWS: wait it out.
+
+    Subclasses give ``type``, ``create`` and the class attributes below.
+    """
+
+    #: (Describe operation, result key, ids parameter), e.g. ("describe_route_tables", ...).
+    describe: ClassVar[tuple[str, str, str]]
+    id_key: ClassVar[str]  # the id field in a described item, and the Ready attribute
+    noun: ClassVar[str]  # "route table"
+    delete_operation: ClassVar[str]  # "delete_route_table"
+    #: Why a delete is refused, with ``{id}``: "... is still associated with subnets; ...".
+    held_reason: ClassVar[str]
+
+    def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
+        return find_by_tags(ctx, node, self.describe[0], self.describe[1], self.id_key)
+
+    def check_ready(
+        self, ctx: AwsContext, node: ResourceNode, physical_id: str
+    ) -> Ready | Pending | Failed:
+        if describe_by_id(ctx, *self.describe, physical_id) is None:
+            return not_visible_yet(self.noun, physical_id)
+        return Ready({self.id_key: physical_id})
+
+    def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
+        try:
+            getattr(ctx.client("ec2"), self.delete_operation)(**{self.id_key: physical_id})
+        except ClientError as exc:
+            if is_not_found(exc):
+                return
+            if error_code(exc) == "DependencyViolation":
+                raise RetryLater(self.held_reason.format(id=physical_id)) from exc
+            raise
+
+    def check_gone(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Gone | Pending:
+        if describe_by_id(ctx, *self.describe, physical_id) is None:
+            return Gone()
+        return Pending(f"{self.noun} is still being deleted")
