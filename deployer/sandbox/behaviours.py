@@ -36,6 +36,7 @@ a response that does not parse, or cannot be re-serialised faithfully, is passed
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -100,6 +101,25 @@ def _parse(body: bytes) -> tuple[ET.Element, str] | None:
         return None
     ns = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
     return root, ns
+
+
+#: A parsed answer: its root element and namespace.
+Xml = tuple[ET.Element, str]
+
+
+def _on_xml_answer(hook: Callable[..., Reply]) -> Callable[..., Reply]:
+    """For an ``_after_*`` hook that reads the XML of a successful answer: it is called with
+    the parsed root and namespace (``xml``) after the usual arguments; a failed or non-XML
+    answer is passed on untouched without calling it."""
+
+    @functools.wraps(hook)
+    def after(self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch) -> Reply:
+        parsed = _parse(reply.body) if reply.ok else None
+        if parsed is None:
+            return reply
+        return hook(self, call, prepared, reply, fetch, parsed)
+
+    return after
 
 
 def _q(ns: str, path: str) -> str:
@@ -455,13 +475,11 @@ class Behaviours:
 
     # --- EC2: NAT gateways ---------------------------------------------------------------------
 
+    @_on_xml_answer
     def _after_create_nat_gateway(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         nat = root.find(_q(ns, "natGateway"))
         nat_id = None if nat is None else _text(nat, ns, "natGatewayId")
         if nat is None or not nat_id:
@@ -618,13 +636,11 @@ class Behaviours:
         changed |= _set_text(item, ns, f"{path}/code", INSTANCE_CODES[state])
         return changed
 
+    @_on_xml_answer
     def _after_run_instances(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         changed = False
         for item in root.findall(_q(ns, "instancesSet/item")):
             instance_id = _text(item, ns, "instanceId")
@@ -668,13 +684,11 @@ class Behaviours:
             changed |= self._rewrite_instance_state(item, ns, "currentState")
         return _with_body(reply, _serialize(root, ns)) if changed else reply
 
+    @_on_xml_answer
     def _after_describe_instances(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         changed = False
         container = root.find(_q(ns, "reservationSet"))
         if container is None:
@@ -693,13 +707,11 @@ class Behaviours:
 
     # --- EC2: VPC endpoints ----------------------------------------------------------------------
 
+    @_on_xml_answer
     def _after_create_vpc_endpoint(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         endpoint = root.find(_q(ns, "vpcEndpoint"))
         endpoint_id = None if endpoint is None else _text(endpoint, ns, "vpcEndpointId")
         if endpoint is None or not endpoint_id:
@@ -743,13 +755,11 @@ class Behaviours:
             changed |= self._apply_state_filter(prepared, container, ns, "item", "state")
         return _with_body(reply, _serialize(root, ns)) if changed else reply
 
+    @_on_xml_answer
     def _after_describe_vpc_endpoints(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         container = root.find(_q(ns, "vpcEndpointSet"))
         if container is None:
             return reply
@@ -783,13 +793,11 @@ class Behaviours:
             return _set_text(member, ns, "State/Code", "provisioning")
         return False
 
+    @_on_xml_answer
     def _after_create_load_balancer(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         changed = False
         for member in root.findall(_q(ns, "CreateLoadBalancerResult/LoadBalancers/member")):
             arn = _text(member, ns, "LoadBalancerArn")
@@ -808,13 +816,11 @@ class Behaviours:
             changed |= self._rewrite_lb(member, ns)
         return _with_body(reply, _serialize(root, ns)) if changed else reply
 
+    @_on_xml_answer
     def _after_describe_lbs(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is None:
-            return reply
-        root, ns = parsed
+        root, ns = xml
         changed = False
         for member in root.findall(_q(ns, "DescribeLoadBalancersResult/LoadBalancers/member")):
             changed |= self._rewrite_lb(member, ns)
@@ -840,26 +846,24 @@ class Behaviours:
                 if key:
                     registry[key] = now
 
+    @_on_xml_answer
     def _after_create_role(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is not None:
-            root, ns = parsed
-            self._record_iam(self.state.roles, [_text(root, ns, "CreateRoleResult/Role/Arn")])
+        root, ns = xml
+        self._record_iam(self.state.roles, [_text(root, ns, "CreateRoleResult/Role/Arn")])
         return reply
 
+    @_on_xml_answer
     def _after_create_instance_profile(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
     ) -> Reply:
-        parsed = _parse(reply.body) if reply.ok else None
-        if parsed is not None:
-            root, ns = parsed
-            path = "CreateInstanceProfileResult/InstanceProfile"
-            self._record_iam(
-                self.state.instance_profiles,
-                [_text(root, ns, f"{path}/InstanceProfileName"), _text(root, ns, f"{path}/Arn")],
-            )
+        root, ns = xml
+        path = "CreateInstanceProfileResult/InstanceProfile"
+        self._record_iam(
+            self.state.instance_profiles,
+            [_text(root, ns, f"{path}/InstanceProfileName"), _text(root, ns, f"{path}/Arn")],
+        )
         return reply
 
     def _after_add_role_to_profile(
