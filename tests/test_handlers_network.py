@@ -1,9 +1,9 @@
 """The network handlers (VPC, subnets, internet gateway and its attachment, route tables,
 routes, associations, Elastic IPs, NAT gateways) against the moto server over HTTP.
 
-Nodes come from a real plan; each node's Refs are resolved here the way the engine resolves
-them (Ref -> the physical id, Ref(x, attr) -> x's Ready attribute), and prerequisites are made
-through the handlers themselves. The last section feeds the handlers answers real AWS gives
+Nodes come from a real plan, driven by ``tests.support.HandlerDriver``: each node's Refs are
+resolved by the engine's own ``resolve`` (Ref -> the physical id, Ref(x, attr) -> x's Ready
+attribute), and prerequisites are made through the handlers themselves. The last section feeds the handlers answers real AWS gives
 but the emulator never does (pending and failed states, DependencyViolation): a botocore
 Stubber in front of a real client, which also checks every stubbed answer against AWS's own
 service model.
@@ -30,9 +30,9 @@ from deployer.resources.base import (
     Ready,
     RetryLater,
 )
-from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import Spec
+from tests.support import HandlerDriver
 
 SPEC = Spec(
     name="demo",
@@ -49,79 +49,9 @@ SPEC = Spec(
 SPEC_TAGS = {"team": "payments"}
 
 
-class Deployment:
-    """Drives a plan's nodes through the handlers, resolving Refs as the engine does."""
-
-    def __init__(self, ctx: AwsContext, graph: ResourceGraph):
-        self.ctx = ctx
-        self.graph = graph
-        self.ids: dict[str, str] = {}
-        self.attributes: dict[str, dict[str, Any]] = {}
-
-    def node(self, logical_id: str) -> ResourceNode:
-        return self.graph[logical_id]
-
-    def props(self, logical_id: str) -> dict[str, Any]:
-        return self._resolve(self.graph[logical_id].properties)
-
-    def _resolve(self, value: Any) -> Any:
-        if isinstance(value, Ref):
-            if value.attribute == "Id":
-                return self.ids[value.logical_id]
-            return self.attributes[value.logical_id][value.attribute]
-        if isinstance(value, dict):
-            return {k: self._resolve(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._resolve(v) for v in value]
-        return value
-
-    def create(self, logical_id: str) -> str:
-        node = self.graph[logical_id]
-        self.ids[logical_id] = handler_for(node.type).create(self.ctx, node, self.props(logical_id))
-        return self.ids[logical_id]
-
-    def settle(self, logical_id: str) -> tuple[Ready, list[str]]:
-        """check_ready until it stops being Pending (moto settles at once; the DNS and
-        public-IP convergence take a few passes). Returns the Ready and the pending reasons."""
-        node = self.graph[logical_id]
-        reasons: list[str] = []
-        for _ in range(6):
-            result = handler_for(node.type).check_ready(self.ctx, node, self.ids[logical_id])
-            if not isinstance(result, Pending):
-                break
-            reasons.append(result.reason)
-        assert isinstance(result, Ready), (result, reasons)
-        self.attributes[logical_id] = result.attributes
-        return result, reasons
-
-    def up(self, *logical_ids: str) -> None:
-        for logical_id in logical_ids:
-            self.create(logical_id)
-            self.settle(logical_id)
-
-    def find(self, logical_id: str) -> list[str]:
-        node = self.graph[logical_id]
-        return handler_for(node.type).find(self.ctx, node, self.props(logical_id))
-
-    def delete(self, logical_id: str) -> None:
-        node = self.graph[logical_id]
-        handler_for(node.type).delete(self.ctx, node, self.ids[logical_id])
-
-    def check_gone(self, logical_id: str) -> Gone | Pending:
-        node = self.graph[logical_id]
-        return handler_for(node.type).check_gone(self.ctx, node, self.ids[logical_id])
-
-    def destroy(self, logical_id: str) -> None:
-        """delete -> check_gone is Gone -> a second delete is harmless and still Gone."""
-        self.delete(logical_id)
-        assert isinstance(self.check_gone(logical_id), Gone)
-        self.delete(logical_id)
-        assert isinstance(self.check_gone(logical_id), Gone)
-
-
 @pytest.fixture
-def dep(aws_context) -> Deployment:
-    return Deployment(aws_context(spec_tags=SPEC_TAGS), plan(SPEC))
+def dep(aws_context) -> HandlerDriver:
+    return HandlerDriver(aws_context(spec_tags=SPEC_TAGS), plan(SPEC))
 
 
 @pytest.fixture
@@ -133,7 +63,7 @@ def tags_of(item: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in item.get("Tags") or []}
 
 
-def assert_gantry_tags(dep: Deployment, logical_id: str, item: dict[str, Any]) -> None:
+def assert_gantry_tags(dep: HandlerDriver, logical_id: str, item: dict[str, Any]) -> None:
     tags = tags_of(item)
     assert tags[TAG_DEPLOYMENT] == dep.ctx.deployment_tag
     assert tags[TAG_LOGICAL_ID] == logical_id
@@ -141,7 +71,7 @@ def assert_gantry_tags(dep: Deployment, logical_id: str, item: dict[str, Any]) -
     assert tags["team"] == "payments"
 
 
-def same_tags(dep: Deployment, logical_id: str, resource_type: str) -> list[dict[str, Any]]:
+def same_tags(dep: HandlerDriver, logical_id: str, resource_type: str) -> list[dict[str, Any]]:
     """TagSpecifications for making a duplicate by hand, as a lost create response would."""
     return [{"ResourceType": resource_type, "Tags": dep.ctx.tags(dep.node(logical_id))}]
 
@@ -149,7 +79,7 @@ def same_tags(dep: Deployment, logical_id: str, resource_type: str) -> list[dict
 # --- VPC -------------------------------------------------------------------------------------
 
 
-def test_vpc_lifecycle(dep: Deployment, ec2, aws_context) -> None:
+def test_vpc_lifecycle(dep: HandlerDriver, ec2, aws_context) -> None:
     vpc_id = dep.create("Vpc")
     ready, reasons = dep.settle("Vpc")
     assert reasons == ["turning on DNS hostnames"]  # DNS support is on by default
@@ -170,7 +100,7 @@ def test_vpc_lifecycle(dep: Deployment, ec2, aws_context) -> None:
 
     assert dep.find("Vpc") == [vpc_id]
     # Another deployment's VPC with the same logical id is not ours.
-    other = Deployment(aws_context(spec_tags=SPEC_TAGS), dep.graph)
+    other = HandlerDriver(aws_context(spec_tags=SPEC_TAGS), dep.graph)
     other.create("Vpc")
     assert dep.find("Vpc") == [vpc_id]
     # A duplicate left by a lost create response is found too, so the engine can remove it.
@@ -183,7 +113,7 @@ def test_vpc_lifecycle(dep: Deployment, ec2, aws_context) -> None:
     assert dep.find("Vpc") == [duplicate]
 
 
-def test_vpc_with_a_subnet_left_is_retried_not_failed(dep: Deployment) -> None:
+def test_vpc_with_a_subnet_left_is_retried_not_failed(dep: HandlerDriver) -> None:
     dep.up("Vpc", "LambdaSubnet1")
     with pytest.raises(RetryLater, match="still contains"):
         dep.delete("Vpc")
@@ -194,7 +124,7 @@ def test_vpc_with_a_subnet_left_is_retried_not_failed(dep: Deployment) -> None:
 # --- Subnet ----------------------------------------------------------------------------------
 
 
-def test_subnet_lifecycle(dep: Deployment, ec2) -> None:
+def test_subnet_lifecycle(dep: HandlerDriver, ec2) -> None:
     dep.up("Vpc")
     subnet_id = dep.create("LambdaSubnet1")
     ready, _ = dep.settle("LambdaSubnet1")
@@ -222,7 +152,7 @@ def test_subnet_lifecycle(dep: Deployment, ec2) -> None:
     assert dep.find("LambdaSubnet1") == [duplicate]
 
 
-def test_private_subnet_that_maps_public_ips_is_turned_back(dep: Deployment, ec2) -> None:
+def test_private_subnet_that_maps_public_ips_is_turned_back(dep: HandlerDriver, ec2) -> None:
     """ "Private subnets never map public IPs" is read back from AWS, not assumed: a subnet
     changed outside Gantry (or a property that says otherwise) is set back before Ready."""
     dep.up("Vpc")
@@ -237,7 +167,7 @@ def test_private_subnet_that_maps_public_ips_is_turned_back(dep: Deployment, ec2
     assert subnet["MapPublicIpOnLaunch"] is False
 
 
-def test_public_subnet_maps_public_ips_only_when_asked(dep: Deployment, ec2) -> None:
+def test_public_subnet_maps_public_ips_only_when_asked(dep: HandlerDriver, ec2) -> None:
     dep.up("Vpc")
     dep.node("PublicSubnet1").properties["MapPublicIpOnLaunch"] = True
     subnet_id = dep.create("PublicSubnet1")
@@ -246,7 +176,7 @@ def test_public_subnet_maps_public_ips_only_when_asked(dep: Deployment, ec2) -> 
     assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"]
 
 
-def test_subnet_dependency_violation_names_the_lambda_interfaces(dep: Deployment, ec2) -> None:
+def test_subnet_dependency_violation_names_the_lambda_interfaces(dep: HandlerDriver, ec2) -> None:
     """The words used when a subnet cannot go yet come from the interfaces really in it."""
     from deployer.resources._ec2 import network_interface_holders
 
@@ -261,7 +191,7 @@ def test_subnet_dependency_violation_names_the_lambda_interfaces(dep: Deployment
 # --- Internet gateway and attachment ---------------------------------------------------------
 
 
-def test_internet_gateway_and_attachment_lifecycle(dep: Deployment, ec2) -> None:
+def test_internet_gateway_and_attachment_lifecycle(dep: HandlerDriver, ec2) -> None:
     dep.up("Vpc")
     igw_id = dep.create("InternetGateway")
     ready, _ = dep.settle("InternetGateway")
@@ -298,7 +228,7 @@ def test_internet_gateway_and_attachment_lifecycle(dep: Deployment, ec2) -> None
 # --- Route tables, routes, associations ------------------------------------------------------
 
 
-def test_route_table_route_and_association_lifecycle(dep: Deployment, ec2) -> None:
+def test_route_table_route_and_association_lifecycle(dep: HandlerDriver, ec2) -> None:
     dep.up("Vpc", "InternetGateway", "VpcGatewayAttachment", "PublicSubnet1")
     rtb_id = dep.create("PublicRouteTable")
     ready, _ = dep.settle("PublicRouteTable")
@@ -347,7 +277,7 @@ def test_route_table_route_and_association_lifecycle(dep: Deployment, ec2) -> No
     assert isinstance(dep.check_gone("PublicDefaultRoute"), Gone)
 
 
-def test_route_pointing_elsewhere_is_not_adopted_but_repointed(dep: Deployment, ec2) -> None:
+def test_route_pointing_elsewhere_is_not_adopted_but_repointed(dep: HandlerDriver, ec2) -> None:
     dep.up("Vpc", "InternetGateway", "VpcGatewayAttachment", "PublicRouteTable")
     rtb_id = dep.ids["PublicRouteTable"]
     stray = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
@@ -366,7 +296,7 @@ def test_route_pointing_elsewhere_is_not_adopted_but_repointed(dep: Deployment, 
 # --- Elastic IP and NAT gateway --------------------------------------------------------------
 
 
-def test_elastic_ip_and_nat_gateway_lifecycle(dep: Deployment, ec2, aws_context) -> None:
+def test_elastic_ip_and_nat_gateway_lifecycle(dep: HandlerDriver, ec2, aws_context) -> None:
     dep.up("Vpc", "InternetGateway", "VpcGatewayAttachment", "PublicSubnet1")
 
     allocation_id = dep.create("NatEip1")
@@ -390,7 +320,7 @@ def test_elastic_ip_and_nat_gateway_lifecycle(dep: Deployment, ec2, aws_context)
 
     # Another deployment's NAT gateway is never ours (moto ignores tag filters on
     # DescribeNatGateways; find checks the tags itself).
-    other = Deployment(aws_context(spec_tags=SPEC_TAGS), dep.graph)
+    other = HandlerDriver(aws_context(spec_tags=SPEC_TAGS), dep.graph)
     other.ids, other.attributes = dict(dep.ids), dict(dep.attributes)
     other.up("NatEip1", "NatGateway1")
     assert dep.find("NatGateway1") == [nat_id]
@@ -411,7 +341,7 @@ def test_elastic_ip_and_nat_gateway_lifecycle(dep: Deployment, ec2, aws_context)
     assert dep.find("NatEip1") == []
 
 
-def test_lambda_route_through_the_nat_gateway(dep: Deployment, ec2) -> None:
+def test_lambda_route_through_the_nat_gateway(dep: HandlerDriver, ec2) -> None:
     dep.up(
         "Vpc", "InternetGateway", "VpcGatewayAttachment", "PublicSubnet1", "NatEip1", "NatGateway1"
     )

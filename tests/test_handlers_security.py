@@ -2,9 +2,9 @@
 Secrets Manager endpoint and secret, IAM roles, inline policies, instance profiles, the Lambda's
 log group) against the moto server over HTTP.
 
-Nodes come from a real plan; each node's Refs are resolved here the way the engine resolves them
-(Ref -> the physical id, Ref(x, attr) -> x's Ready attribute). The VPC and subnets belong to the
-network handlers and are made with plain boto3. The last section feeds the handlers answers real
+Nodes come from a real plan, driven by ``tests.support.HandlerDriver``: each node's Refs are
+resolved by the engine's own ``resolve`` (Ref -> the physical id, Ref(x, attr) -> x's Ready
+attribute). The VPC and subnets belong to the network handlers and are made with plain boto3. The last section feeds the handlers answers real
 AWS gives but the emulator never does (pending and failed endpoint states, DependencyViolation):
 a botocore Stubber in front of a real client, which checks every stubbed answer against AWS's own
 service model.
@@ -29,16 +29,15 @@ from deployer.resources.base import (
     TAG_LOGICAL_ID,
     AwsContext,
     Failed,
-    Gone,
     Pending,
     Ready,
     RetryLater,
 )
 from deployer.resources.iam_role import role_name
 from deployer.resources.vpc_endpoint import endpoint_status
-from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import Spec
+from tests.support import HandlerDriver
 
 #: No NAT: the plan has the Secrets Manager endpoint, its security group and their rules.
 SPEC = Spec(
@@ -59,83 +58,8 @@ SPEC_TAGS = {"team": "payments"}
 REGION = "us-east-1"
 
 
-class Deployment:
-    """Drives a plan's nodes through the handlers, resolving Refs as the engine does."""
-
-    def __init__(self, ctx: AwsContext, graph: ResourceGraph):
-        self.ctx = ctx
-        self.graph = graph
-        self.ids: dict[str, str] = {}
-        self.attributes: dict[str, dict[str, Any]] = {}
-
-    def node(self, logical_id: str) -> ResourceNode:
-        return self.graph[logical_id]
-
-    def handler(self, logical_id: str) -> Any:
-        return handler_for(self.graph[logical_id].type)
-
-    def props(self, logical_id: str) -> dict[str, Any]:
-        return self._resolve(self.graph[logical_id].properties)
-
-    def _resolve(self, value: Any) -> Any:
-        if isinstance(value, Ref):
-            if value.attribute == "Id":
-                return self.ids[value.logical_id]
-            return self.attributes[value.logical_id][value.attribute]
-        if isinstance(value, dict):
-            return {k: self._resolve(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._resolve(v) for v in value]
-        return value
-
-    def create(self, logical_id: str) -> str:
-        node = self.graph[logical_id]
-        self.ids[logical_id] = self.handler(logical_id).create(
-            self.ctx, node, self.props(logical_id)
-        )
-        return self.ids[logical_id]
-
-    def check(self, logical_id: str) -> Ready | Pending | Failed:
-        return self.handler(logical_id).check_ready(
-            self.ctx, self.graph[logical_id], self.ids[logical_id]
-        )
-
-    def settle(self, logical_id: str) -> tuple[Ready, list[str]]:
-        """check_ready until it stops being Pending; the Ready and the pending reasons."""
-        reasons: list[str] = []
-        for _ in range(6):
-            result = self.check(logical_id)
-            if not isinstance(result, Pending):
-                break
-            reasons.append(result.reason)
-        assert isinstance(result, Ready), (result, reasons)
-        self.attributes[logical_id] = result.attributes
-        return result, reasons
-
-    def up(self, *logical_ids: str) -> None:
-        for logical_id in logical_ids:
-            self.create(logical_id)
-            self.settle(logical_id)
-
-    def find(self, logical_id: str) -> list[str]:
-        return self.handler(logical_id).find(
-            self.ctx, self.graph[logical_id], self.props(logical_id)
-        )
-
-    def delete(self, logical_id: str) -> None:
-        self.handler(logical_id).delete(self.ctx, self.graph[logical_id], self.ids[logical_id])
-
-    def check_gone(self, logical_id: str) -> Gone | Pending:
-        return self.handler(logical_id).check_gone(
-            self.ctx, self.graph[logical_id], self.ids[logical_id]
-        )
-
-    def destroy(self, logical_id: str) -> None:
-        """delete -> check_gone is Gone -> a second delete is harmless and still Gone."""
-        self.delete(logical_id)
-        assert isinstance(self.check_gone(logical_id), Gone)
-        self.delete(logical_id)
-        assert isinstance(self.check_gone(logical_id), Gone)
+class Deployment(HandlerDriver):
+    """The handler driver, with the network these handlers need made by plain boto3."""
 
     def network(self, ec2: Any) -> None:
         """The VPC and Lambda subnets (the network handlers' job), made with plain boto3."""
