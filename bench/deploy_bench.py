@@ -1,8 +1,9 @@
 """Deployment makespan against the critical path, and eight deployments at once.
 
 Starts the AWS emulator (moto server), the sandbox proxy (AWS's real waits scaled by
---time-scale: NAT gateway 90 s, Lambda in a VPC 60 s, ALB 150 s, instance 20 s, IAM role usable
-by Lambda after 10 s) and one Celery worker with concurrency 2, then:
+--time-scale: NAT gateway 90 s, Lambda in a VPC 60 s, ALB 150 s, instance 20 s (also those of an
+Auto Scaling group), IAM role usable by Lambda after 10 s) and one Celery worker with
+concurrency 2, then:
 
   1. deploys one design and compares its makespan with the critical path of its graph, computed
      from the same latency profile (the longest chain of waits through depends_on);
@@ -41,6 +42,8 @@ PROFILE = {
     "AWS::Lambda::Function": 60.0,
     "AWS::ElasticLoadBalancingV2::LoadBalancer": 150.0,
     "AWS::EC2::Instance": 20.0,
+    # The instances the group launches boot like any other.
+    "AWS::AutoScaling::AutoScalingGroup": 20.0,
     "AWS::EC2::VPCEndpoint": 60.0,
 }
 IAM_PROPAGATION = 10.0

@@ -417,6 +417,35 @@ def test_instance_pending_running_then_shutting_down_terminated(aws) -> None:
     ec2.delete_security_group(GroupId=net["sg"])
 
 
+def test_auto_scaling_instances_are_pending_then_in_service(aws) -> None:
+    ec2, autoscaling = aws("ec2"), aws("autoscaling")
+    net = _network(ec2, "10.8")
+    ec2.create_launch_template(
+        LaunchTemplateName="asg-pending",
+        LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.micro"},
+    )
+    start = time.monotonic()
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="asg-pending",
+        LaunchTemplate={"LaunchTemplateName": "asg-pending", "Version": "$Latest"},
+        MinSize=1,
+        MaxSize=1,
+        VPCZoneIdentifier=f"{net['a']},{net['b']}",
+    )
+
+    def lifecycle() -> list[str]:
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["asg-pending"])
+        return [i["LifecycleState"] for i in group["AutoScalingGroups"][0]["Instances"]]
+
+    assert lifecycle() == ["Pending"]
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["asg-pending"])
+    instance_id = group["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    found = ec2.describe_instances(InstanceIds=[instance_id])
+    assert found["Reservations"][0]["Instances"][0]["State"]["Name"] == "pending"
+    wait_until(lifecycle, ["InService"])
+    assert time.monotonic() - start >= 20 * SCALE - 0.05
+
+
 def test_interface_endpoint_is_pending_then_available_and_holds_its_subnet(aws) -> None:
     ec2 = aws("ec2")
     net = _network(ec2, "10.11")

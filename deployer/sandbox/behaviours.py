@@ -204,6 +204,7 @@ class Behaviours:
             ("ec2", "RunInstances"): self._after_run_instances,
             ("ec2", "TerminateInstances"): self._after_terminate_instances,
             ("ec2", "DescribeInstances"): self._after_describe_instances,
+            ("autoscaling", "DescribeAutoScalingGroups"): self._after_describe_asgs,
             ("ec2", "CreateVpcEndpoint"): self._after_create_vpc_endpoint,
             ("ec2", "DeleteVpcEndpoints"): self._after_delete_vpc_endpoints,
             ("ec2", "DescribeVpcEndpoints"): self._after_describe_vpc_endpoints,
@@ -703,6 +704,34 @@ class Behaviours:
                 changed = True
                 if instances.find(_q(ns, "item")) is None:
                     container.remove(reservation)
+        return _with_body(reply, _serialize(root, ns)) if changed else reply
+
+    @_on_xml_answer
+    def _after_describe_asgs(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
+    ) -> Reply:
+        """Instances an Auto Scaling group launches are pending like any other (moto puts
+        them InService at once). moto starts them without a RunInstances call through the
+        proxy, so an instance is recorded as launched when an answer first shows it; the
+        group then reports it ``Pending`` (and DescribeInstances ``pending``) until AWS's
+        boot time has passed."""
+        root, ns = xml
+        path = "DescribeAutoScalingGroupsResult/AutoScalingGroups/member/Instances/member"
+        changed = False
+        for member in root.findall(_q(ns, path)):
+            instance_id = _text(member, ns, "InstanceId")
+            if not instance_id:
+                continue
+            with self.state.lock:
+                self.state.instances.setdefault(
+                    instance_id,
+                    InstanceRecord(instance_id, set(), set(), launched=self.state.now()),
+                )
+            if (
+                self.state.instance_state(instance_id) == "pending"
+                and _text(member, ns, "LifecycleState") == "InService"
+            ):
+                changed |= _set_text(member, ns, "LifecycleState", "Pending")
         return _with_body(reply, _serialize(root, ns)) if changed else reply
 
     # --- EC2: VPC endpoints ----------------------------------------------------------------------
