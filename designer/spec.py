@@ -156,8 +156,10 @@ class Spec:
 class Issue:
     """One error or warning, keyed by the spec field it is about.
 
-    ``field`` is a top-level spec field name (or ``"spec"``); ``index`` points at the list item
-    (a subnet CIDR) or is None; ``key`` names a tag key for tag problems.
+    ``field`` is a top-level spec field name, or ``"spec"`` for the document as a whole (so every
+    issue names a field a client knows); ``index`` points at the list item (a subnet CIDR) or is
+    None; ``key`` names the offending key: a tag key for ``tags``, or for ``"spec"`` a top-level
+    key that is not a spec v1 field (or ``version`` when its value is not 1).
     """
 
     field: str
@@ -454,15 +456,16 @@ class _Checker:
                     else:
                         shown = _kind(version)
                     self.error(
-                        "version",
+                        "spec",
                         f"spec version {shown} is not supported; this Gantry reads spec "
                         f"version {SPEC_VERSION} (give the number 1, or leave version out)",
+                        key="version",
                     )
             elif key not in FIELDS:
                 hint = _did_you_mean(key, known)
                 if not hint:
                     hint = f"; remove it (the fields are {', '.join(FIELDS)})"
-                self.error(key, f"{_show(key)} is not a spec v1 field{hint}")
+                self.error("spec", f"{_show(key)} is not a spec v1 field{hint}", key=key)
         for key in REQUIRED_FIELDS:
             if key not in self.data:
                 self.error(key, "is required")

@@ -121,7 +121,7 @@ def test_version_1_is_accepted() -> None:
 @pytest.mark.parametrize("version", [2, 0, "1", 1.0, True, None, [1], {"v": 1}])
 def test_other_versions_are_rejected(version: Any) -> None:
     error = the_error(validate_spec(make(version=version)))
-    assert error.field == "version"
+    assert (error.field, error.key) == ("spec", "version")
     assert "version 1" in error.message
 
 
@@ -155,13 +155,15 @@ def test_unknown_field_close_to_a_real_one_suggests_it() -> None:
     result = validate_spec(data)
 
     by_field = result.errors_by_field()
-    assert by_field["vpc_cdir"] == ["'vpc_cdir' is not a spec v1 field; did you mean 'vpc_cidr'?"]
+    assert by_field["spec"] == ["'vpc_cdir' is not a spec v1 field; did you mean 'vpc_cidr'?"]
     assert by_field["vpc_cidr"] == ["is required"]
+    assert [e.key for e in result.errors if e.field == "spec"] == ["vpc_cdir"]
 
 
 def test_unknown_field_far_from_any_lists_the_fields() -> None:
     error = the_error(validate_spec(make(colour="blue")))
-    assert error.field == "colour"
+    assert (error.field, error.key) == ("spec", "colour")
+    assert error.to_json()["key"] == "colour"
     assert "is not a spec v1 field" in error.message
     assert "did you mean" not in error.message
     assert "api_subnet_cidrs" in error.message
