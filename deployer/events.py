@@ -21,7 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 def channel(deployment_id: int) -> str:
-    return f"gantry:deployment:{deployment_id}:events"
+    """The deployment's pub/sub channel, namespaced by installation.
+
+    Deployment ids are unique only within one database, so the name carries the cache key
+    prefix (``CACHE_KEY_PREFIX``, this installation's namespace in Redis) and the database
+    name: two installations, or two test runs, sharing one Redis never see each other's events.
+    Read at call time because the test runner renames the database after settings load.
+    """
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "gantry"
+    database = settings.DATABASES["default"]["NAME"]
+    return f"{prefix}:{database}:deployment:{deployment_id}:events"
 
 
 def _redis() -> redis.Redis:

@@ -95,6 +95,36 @@ def test_stream_delivers_live_events_in_order(deployment, member):
     assert got[-1]["state"] == "succeeded"
 
 
+def test_stream_ignores_another_installations_events_on_the_same_redis(
+    deployment, member, settings
+):
+    """Deployment ids repeat across databases: a push for "deployment N" from another
+    installation (another cache prefix, or another database) sharing this Redis must not reach
+    this installation's deployment N."""
+    ours = events.channel(deployment.pk)
+    assert settings.DATABASES["default"]["NAME"] in ours
+    mine = settings.CACHES["default"]
+    settings.CACHES = {"default": {**mine, "KEY_PREFIX": "another-installation"}}
+    theirs = events.channel(deployment.pk)
+    settings.CACHES = {"default": mine}
+    assert theirs != ours
+    intruder = {"seq": 2, "kind": "status", "state": "failed", "message": "not yours"}
+    url = reverse("deployer:deployment_stream", args=[deployment.pk]) + "?after=1"
+
+    def later():
+        time.sleep(0.5)
+        events._redis().publish(theirs, json.dumps(intruder))
+        time.sleep(0.2)
+        add_events(deployment, 2, final=True)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    status, got = read_stream(member, url, until_seq=3)
+    thread.join()
+    assert status == 200
+    assert [(e["seq"], e["message"]) for e in got] == [(2, "event 0"), (3, "event 1")]
+
+
 def test_only_the_team_may_open_deployment_pages_and_stream(deployment, outsider, member, client):
     urls = [
         reverse("deployer:deployment_detail", args=[deployment.pk]),
