@@ -6,6 +6,7 @@ exporting.
 """
 
 from django.contrib import admin
+from django.db import models
 
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
 from gantry.admin_csv import CsvExportMixin
@@ -28,6 +29,8 @@ class TargetAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "team"]
     search_fields = ["name", "team__name"]
     exclude = ["external_id"]
+    # Django 6's default now (Django 5.2 warns without it): a URL without a scheme is https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -151,8 +151,6 @@ STORAGES = {
     },
 }
 
-# Django 6 behaviour now: a URL typed without a scheme is https.
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # A spec is a few hundred bytes; anything near this limit is not a spec.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
