@@ -15,7 +15,7 @@ from designer.spec import Issue
 
 LIST_FIELDS = ("public_subnet_cidrs", "lambda_subnet_cidrs", "api_subnet_cidrs")
 SCALAR_FIELDS = ("name", "region", "vpc_cidr", "nat", "api_kind")
-_DIGITS = re.compile(r"\d{1,6}")
+_DIGITS = re.compile(r"-?\d{1,9}")
 
 
 def spec_from_form(data: QueryDict) -> tuple[dict[str, Any], list[Issue]]:

@@ -175,6 +175,7 @@ def _editor_context(
         "tag_errors": flat.get("tags", []),
         "errors": flat,
         "error_count": len(errors),
+        "save_errors": [e.to_json() for e in errors],
         "regions": REGIONS,
         "region_azs": REGION_AZ_LETTERS,
         "warnings": preview["warnings"],

@@ -11,8 +11,16 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.browser import focus_state, preview_up_to_date, requires_chromium, tab_to
+from tests.browser import (
+    expect_text,
+    focus_state,
+    login,
+    preview_up_to_date,
+    requires_chromium,
+    tab_to,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
@@ -143,3 +151,83 @@ def test_a_design_is_made_and_saved_with_the_keyboard_alone(new_page, make_user,
     hidden_focus = [s for s in stops if not (s["focusVisible"] and s["visible"])]
     assert hidden_focus == [], hidden_focus
     assert len(stops) > 20  # the walk went through the whole form, not a shortcut
+
+
+def test_a_refused_save_keeps_its_error_beside_the_field(new_page, make_user, team):
+    """A save the server refuses (the team already has that name) keeps its error beside the
+    field after the page's own preview request, until the user changes something."""
+    from designer.services import design_create
+    from designer.spec import DEFAULT_SPEC
+
+    user = make_user("refused", team=team)
+    design_create(team=team, user=user, spec_data=DEFAULT_SPEC)
+    page = new_page()
+    login(page, "refused")
+    page.goto("/designs/new/")
+    preview_up_to_date(page)
+    page.fill("#id_name", DEFAULT_SPEC["name"])
+    preview_up_to_date(page)
+    page.click("#save-button")
+    page.wait_for_url(re.compile(r"/designs/new/$"))
+    preview_up_to_date(page)
+    assert "already exists in this team" in page.locator("#err-name").inner_text()
+    assert page.locator("#id_name").get_attribute("aria-invalid") == "true"
+    assert page.locator("#error-summary").is_visible()
+    assert page.locator("#save-button").is_disabled()
+
+    page.fill("#id_name", "another-name")
+    page.wait_for_function("!document.getElementById('save-button').disabled")
+    assert page.locator("#err-name").inner_text() == ""
+
+
+def test_a_double_click_on_save_saves_once(new_page, make_user, team):
+    from designer.models import Design
+
+    make_user("clicker", team=team)
+    page = new_page()
+    login(page, "clicker")
+    page.goto("/designs/new/")
+    page.fill("#id_name", "clicked-twice")
+    preview_up_to_date(page)
+    # The second click comes while the first post is on its way, as a hurried user's does.
+    page.evaluate(
+        """() => { const save = document.getElementById('save-button');
+                   save.click(); setTimeout(() => save.click(), 30); }"""
+    )
+    # One post, so the page shows its answer (not "this name already exists" from a second).
+    expect(page).to_have_url(re.compile(r"/designs/\d+/$"))
+    assert "Saved clicked-twice as version 1." in page.locator(".messages").inner_text()
+    assert Design.objects.filter(team=team, name="clicked-twice").count() == 1
+
+
+def test_a_long_unbroken_error_stays_inside_the_form(new_page, make_user, team):
+    make_user("verbose", team=team)
+    page = new_page()
+    login(page, "verbose")
+    page.goto("/designs/new/")
+    preview_up_to_date(page)
+    page.fill("#id_name", "a" * 300)
+    error = page.locator("#err-name:not(:empty)")
+    error.wait_for()
+    assert error.evaluate("el => el.scrollWidth <= el.clientWidth"), "the error spills out"
+
+
+def test_the_diagram_can_be_read_at_full_size(new_page, make_user, team):
+    """Fitted to its column the diagram's labels are a few pixels tall; "Show at full size"
+    makes them readable (the frame scrolls), and the choice survives the next preview."""
+    make_user("reader2", team=team)
+    page = new_page()
+    login(page, "reader2")
+    page.goto("/designs/new/")
+    preview_up_to_date(page)
+    smallest_label = """() => Math.min(...[...document.querySelectorAll('#preview svg text')]
+                           .map(t => t.getBoundingClientRect().height))"""
+    assert page.evaluate(smallest_label) < 8
+    page.get_by_role("button", name="Show at full size").click()
+    assert page.evaluate(smallest_label) >= 10
+    assert page.locator(".svg-wrap").evaluate("el => el.scrollWidth > el.clientWidth")
+    page.fill("#id_api_port", "8443")
+    expect_text(page, "#preview svg text", "tcp/8443")
+    assert page.evaluate(smallest_label) >= 10
+    page.get_by_role("button", name="Fit to width").click()
+    assert page.evaluate(smallest_label) < 8

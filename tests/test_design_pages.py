@@ -180,6 +180,17 @@ def test_preview_form_with_junk_values_never_fails(member_client):
     assert {"api_port", "vpc_cidr", "nat", "region"} <= fields
 
 
+def test_a_negative_or_huge_port_typed_in_the_form_is_out_of_range(member_client):
+    """The user typed a number: the message says it is out of range, not that it is a string."""
+    for typed in ("-1", "99999999"):
+        body = member_client.post(
+            reverse("designer:preview"), form_data(DEFAULT_SPEC, api_port=typed)
+        )
+        (error,) = body.json()["errors"]
+        assert error["field"] == "api_port"
+        assert error["message"].startswith(f"{typed} is out of range"), error
+
+
 def test_duplicate_tag_rows_are_reported_not_dropped(member_client):
     data = form_data(DEFAULT_SPEC, tag_key=["team", "team"], tag_value=["a", "b"])
     body = member_client.post(reverse("designer:preview"), data).json()

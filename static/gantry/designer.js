@@ -17,6 +17,11 @@
   let timer = null;
   let inflight = null;
   let seq = 0;
+  let submitting = false;
+  let diagramFullSize = false;
+  // Errors only a save finds (another design of the team has this name...) are not in the
+  // preview's answer: keep those of a refused save until the user changes something.
+  let saveErrors = JSON.parse(document.getElementById("save-errors").textContent);
 
   function azName(region, index) {
     const letters = regionAzs[region] || "";
@@ -75,7 +80,7 @@
 
   function setValidity(errorCount) {
     const invalid = errorCount > 0;
-    saveButton.disabled = invalid;
+    saveButton.disabled = invalid || submitting;
     form.querySelectorAll("[data-needs-valid]").forEach(function (b) { b.disabled = invalid; });
     document.querySelectorAll("[data-deploy]").forEach(function (b) { b.disabled = invalid; });
     summary.hidden = !invalid;
@@ -96,13 +101,31 @@
     warningsBox.hidden = warnings.length === 0;
   }
 
+  // Fitted to the column, a diagram's labels are a few pixels tall: at full size (one viewBox
+  // unit per CSS pixel) they read at 11px, and the frame scrolls.
+  function sizeDiagram() {
+    const svg = preview.querySelector(".svg-wrap svg");
+    const button = preview.querySelector("[data-diagram-size]");
+    if (!svg || !button) return;
+    const width = svg.viewBox.baseVal ? svg.viewBox.baseVal.width : 0;
+    svg.style.width = diagramFullSize && width ? width + "px" : "";
+    button.textContent = diagramFullSize ? "Fit to width" : "Show at full size";
+  }
+
   function apply(data) {
+    const known = new Set(data.errors.map(function (e) { return e.field + "\n" + e.message; }));
+    const errors = data.errors.concat(saveErrors.filter(function (e) {
+      return !known.has(e.field + "\n" + e.message);
+    }));
     clearErrors();
-    data.errors.forEach(placeError);
+    errors.forEach(placeError);
     (data.assumption_errors || []).forEach(placeError);
-    setValidity(data.errors.length);
+    setValidity(errors.length);
     showWarnings(data.warnings);
-    if (data.html) preview.innerHTML = data.html;
+    if (data.html) {
+      preview.innerHTML = data.html;
+      sizeDiagram();
+    }
     statusEl.textContent = data.valid
       ? "Preview up to date."
       : "The preview shows the last valid design; fix the highlighted fields to update it.";
@@ -134,6 +157,8 @@
   }
 
   function schedule() {
+    saveErrors = [];
+    submitting = false; // an edit after a stopped or refused save can be saved again
     clearTimeout(timer);
     timer = setTimeout(refresh, DEBOUNCE_MS);
   }
@@ -142,6 +167,12 @@
   form.addEventListener("change", function (ev) {
     if (ev.target.name === "region") relabelRows();
     schedule();
+  });
+
+  preview.addEventListener("click", function (ev) {
+    if (!ev.target.closest("[data-diagram-size]")) return;
+    diagramFullSize = !diagramFullSize;
+    sizeDiagram();
   });
 
   form.addEventListener("click", function (ev) {
@@ -165,6 +196,23 @@
       fs.querySelector("[data-add-row]").focus();
       schedule();
     }
+  });
+
+  // One save per click: a double click would post the form twice, and the page would show the
+  // second answer ("this name already exists") for a design the first one saved.
+  form.addEventListener("submit", function (ev) {
+    if (ev.submitter && ev.submitter.hasAttribute("formaction")) return; // a download
+    if (submitting) {
+      ev.preventDefault();
+      return;
+    }
+    submitting = true;
+    saveButton.disabled = true;
+  });
+  window.addEventListener("pageshow", function (ev) {
+    if (!ev.persisted) return; // back to this page from the browser's cache: it can save again
+    submitting = false;
+    refresh();
   });
 
   relabelRows();
