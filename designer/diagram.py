@@ -199,6 +199,15 @@ _API_EDGE = {"color": "#232F3E", "penwidth": "1.6"}
 _INTERNET_EDGE = {"style": "dashed", "color": "#8C4FFF"}
 _SERVICE_EDGE = {"style": "dotted"}
 
+
+def _service_label(text: str) -> dict[str, str]:
+    """A label at the service's end of a dotted Lambda -> regional service edge.
+
+    Such an edge runs from the Lambda's subnet across the VPC's and AZ's borders; graphviz puts
+    a mid-edge label where the edge crosses them, on top of their titles.
+    """
+    return {"taillabel": text, "labeldistance": "4", "labelangle": "-20"}
+
 _IMAGE = re.compile(r"<image\b([^>]*?)/>")
 _ATTR = re.compile(r'([\w:-]+)="([^"]*)"')
 _SVG_ROOT = re.compile(r"<svg\b[^>]*>")
@@ -708,15 +717,22 @@ class _Drawing:
                 for secret in secrets:
                     self._link(lam, secret, back=True, label="GetSecretValue" + via)
             for log in self._of_kind(_LOG_GROUP):
-                self._link(lam, log, back=True, label="logs", minlen=service_gap, **_SERVICE_EDGE)
+                self._link(
+                    lam,
+                    log,
+                    back=True,
+                    minlen=service_gap,
+                    **_service_label("logs"),
+                    **_SERVICE_EDGE,
+                )
             roles = [r for r in _ref_ids(lam.node.properties.get("Role")) if self._primary(r)]
             for role in roles or [r.dot_id for r in self._of_kind(_IAM_ROLE)]:
                 self._link(
                     lam,
                     self.items[role],
                     back=True,
-                    label="assumes",
                     minlen=service_gap,
+                    **_service_label("assumes"),
                     **_SERVICE_EDGE,
                 )
         for endpoint in endpoints:

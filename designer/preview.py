@@ -28,7 +28,7 @@ from designer.tables import route_tables, security_group_rules
 logger = logging.getLogger(__name__)
 
 #: Bump when the preview's output changes shape, so stale cache entries are never served.
-PREVIEW_VERSION = "2"
+PREVIEW_VERSION = "3"
 
 
 def plan_document(*, spec: Spec, assumptions: Assumptions | None = None) -> dict[str, Any]:

@@ -377,3 +377,36 @@ def test_concurrent_renders_match_serial_ones():
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(one, range(18)))
     assert results == [serial[i % len(graphs)] for i in range(18)]
+
+
+def _text_boxes(svg: str) -> list[tuple[str, float, float, float, float]]:
+    """Every text line of the SVG with its box (left, top, right, bottom), from its position,
+    anchor and font size; a character is taken as 0.6 em wide, a line as 1 em tall."""
+    boxes = []
+    for el in ET.fromstring(svg).iter(f"{SVG}text"):
+        text = "".join(el.itertext())
+        size = float(el.get("font-size", "14"))
+        width = 0.6 * size * len(text)
+        x, y = float(el.get("x")), float(el.get("y"))
+        left = {"start": x, "middle": x - width / 2, "end": x - width}[el.get("text-anchor")]
+        boxes.append((text, left, y - 0.8 * size, left + width, y + 0.2 * size))
+    return boxes
+
+
+@pytest.mark.parametrize("spec", [*VARIANTS, pytest.param(LARGEST, id="largest")])
+def test_edge_labels_do_not_overlap_other_text(svgs, spec):
+    """An edge label drawn over a cluster's title (the role edge's "assumes" once sat on the
+    Lambda subnet's name) makes both unreadable."""
+    edge_labels = {"assumes", "logs", "GetSecretValue"}
+    boxes = _text_boxes(svg_of(svgs, spec))
+    for label in [b for b in boxes if b[0] in edge_labels]:
+        for other in boxes:
+            if other is label:
+                continue
+            apart = (
+                label[3] <= other[1]
+                or other[3] <= label[1]
+                or label[4] <= other[2]
+                or other[4] <= label[2]
+            )
+            assert apart, f"{label[0]!r} overlaps {other[0]!r}"
