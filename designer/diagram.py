@@ -208,6 +208,7 @@ def _service_label(text: str) -> dict[str, str]:
     """
     return {"taillabel": text, "labeldistance": "4", "labelangle": "-20"}
 
+
 _IMAGE = re.compile(r"<image\b([^>]*?)/>")
 _ATTR = re.compile(r'([\w:-]+)="([^"]*)"')
 _SVG_ROOT = re.compile(r"<svg\b[^>]*>")

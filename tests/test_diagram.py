@@ -383,7 +383,7 @@ def _text_boxes(svg: str) -> list[tuple[str, float, float, float, float]]:
     """Every text line of the SVG with its box (left, top, right, bottom), from its position,
     anchor and font size; a character is taken as 0.6 em wide, a line as 1 em tall."""
     boxes = []
-    for el in ET.fromstring(svg).iter(f"{SVG}text"):
+    for el in parse(svg).iter(f"{SVG}text"):
         text = "".join(el.itertext())
         size = float(el.get("font-size", "14"))
         width = 0.6 * size * len(text)
