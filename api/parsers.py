@@ -1,16 +1,19 @@
-"""JSON bodies with a size limit.
+"""JSON bodies with a size limit, read strictly.
 
 Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` guards ``request.body``, but DRF's parsers read the
-stream directly, so the API enforces its own limit while reading."""
+stream directly, so the API enforces its own limit while reading. The body is decoded by
+``gantry.strict_json``, as the CLI's spec files are: a key given twice, ``NaN`` or nesting
+deeper than Python's recursion limit is a 400 saying so (DRF's parser keeps the last key and
+answers deep nesting with a 500)."""
 
 from __future__ import annotations
 
-import io
-
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
+
+from gantry import strict_json
 
 
 class BodyTooLarge(APIException):
@@ -31,4 +34,11 @@ class LimitedJSONParser(JSONParser):
         data = stream.read(limit + 1) if stream is not None else b""
         if len(data) > limit:
             raise BodyTooLarge(limit)
-        return super().parse(io.BytesIO(data), media_type, parser_context)
+        try:
+            text = data.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
+        except (UnicodeDecodeError, LookupError):
+            raise ParseError("The request body is not UTF-8 text; send JSON.") from None
+        try:
+            return strict_json.loads(text)
+        except strict_json.JSONRejected as exc:
+            raise ParseError(f"The request body {exc}.") from None

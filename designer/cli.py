@@ -13,7 +13,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from designer.spec import Issue, ValidationResult, validate_spec
+from designer.spec import Issue, ValidationResult, json_kind, validate_spec
+from gantry import strict_json
 
 EXIT_INVALID = 1
 EXIT_UNREADABLE = 2
@@ -41,14 +42,11 @@ def read_spec_file(path: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise SpecFileError(f"{path}: is not UTF-8 text; a spec is a JSON file") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecFileError(
-            f"{path}: is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
+        data = strict_json.loads(text)
+    except strict_json.JSONRejected as exc:
+        raise SpecFileError(f"{path}: {exc}; a spec is a JSON object of fields {{...}}") from None
     if not isinstance(data, dict):
-        kind = type(data).__name__ if data is not None else "null"
-        raise SpecFileError(f"{path}: holds a JSON {kind}; a spec is a JSON object {{...}}")
+        raise SpecFileError(f"{path}: holds {json_kind(data)}; a spec is a JSON object {{...}}")
     return data
 
 

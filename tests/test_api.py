@@ -406,6 +406,27 @@ def test_every_error_is_json_with_a_message(api, member):
     assert api.get("/api/designs/99999999999999999999/").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        # DRF's own parser answered this (60 KB, under the body limit) with a 500.
+        pytest.param("[" * 30_000 + "]" * 30_000, "nested too deeply", id="deep"),
+        # ... and silently kept the last "nat", validating a spec the caller did not send.
+        pytest.param(
+            '{"spec": {"nat": "none", "nat": "per_az"}}', "has the key 'nat' twice", id="dup"
+        ),
+        pytest.param('{"spec": {"api_port": NaN}}', "NaN is not a JSON value", id="nan"),
+        pytest.param(b'{"spec": "\xff"}', "not UTF-8", id="bytes"),
+    ],
+)
+def test_a_body_that_is_not_one_unambiguous_json_document_is_a_400(api, body, fragment):
+    response = api.client.post(
+        "/api/designs/validate/", data=body, content_type="application/json", **api.headers
+    )
+    assert response.status_code == 400
+    assert fragment in response.json()["message"]
+
+
 @override_settings(GANTRY_API_MAX_BODY=1024)
 def test_request_bodies_are_limited(api):
     big = spec(tags={f"k{i}": "v" * 50 for i in range(40)})

@@ -79,10 +79,27 @@ def test_validate_human_output_names_the_field(spec_file):
     "content, fragment",
     [
         ("{not json", "not valid JSON"),
-        ("[1, 2]", "JSON list"),
-        ("null", "JSON null"),
+        ("[1, 2]", "holds a list"),
+        ("null", "holds null"),
         (b"\xff\xfe\x00garbage", "UTF-8"),
         ("", "not valid JSON"),
+        ('"spec"', "holds a string"),
+        ("true", "holds a boolean"),
+        ("42", "holds a number"),
+        # Python's json reads these, but they are not JSON, or not one unambiguous object;
+        # each used to be a traceback or a silently accepted spec.
+        ('{"api_port": NaN}', "NaN is not a JSON value"),
+        ('{"api_port": -Infinity}', "-Infinity is not a JSON value"),
+        ('{"nat": "none", "tags": {}, "nat": "per_az"}', "has the key 'nat' twice"),
+        ('{"tags": {"team": "a", "team": "b"}}', "has the key 'team' twice"),
+        # Short ids: the test id goes into the child's environment (PYTEST_CURRENT_TEST).
+        pytest.param('{"api_port": 1' + "0" * 5000 + "}", "number too long", id="5001-digits"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep-list"),
+        pytest.param(
+            '{"tags": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001,
+            "nested too deeply",
+            id="deep-object",
+        ),
     ],
 )
 def test_validate_exits_2_when_the_file_is_not_a_json_object(spec_file, content, fragment):
@@ -135,6 +152,18 @@ def test_plan_human_output_shows_route_tables(spec_file):
     assert proc.returncode == 0, proc.stderr
     assert "0.0.0.0/0" in proc.stdout
     assert "local" in proc.stdout
+
+
+def test_plan_human_output_compares_the_nat_choice_with_none(spec_file):
+    proc = manage("plan", spec_file({**DEFAULT_SPEC, "region": "eu-west-1"}))
+    assert proc.returncode == 0, proc.stderr
+    # One NAT gateway: 730 h x $0.045 + 100 GB x $0.045 + its address 730 h x $0.005.
+    assert "nat single costs 41.00 a month more than nat none" in proc.stdout
+    assert "eu-west-1 is approximated by them" in proc.stdout
+
+    proc = manage("plan", spec_file({**DEFAULT_SPEC, "nat": "none"}))
+    assert proc.returncode == 0, proc.stderr
+    assert "nat none saves 41.00 a month against nat single" in proc.stdout
 
 
 def test_diagram_writes_svg_and_png(spec_file, tmp_path):

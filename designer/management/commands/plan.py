@@ -68,3 +68,18 @@ class Command(BaseCommand):
         for item in cost["items"]:
             out(f"  {item['monthly_usd']:>9.2f}  {item['label']}  ({item['detail']})")
         out(f"  {cost['total_monthly_usd']:>9.2f}  total")
+        nat = cost["nat_comparison"]
+        with_nat, without = nat["with_nat_monthly_usd"], nat["without_nat_monthly_usd"]
+        if nat["choice"] == "none":
+            out(
+                f"nat none saves {nat['delta_monthly_usd']:.2f} a month against nat single "
+                f"({without:.2f} instead of {with_nat:.2f})"
+            )
+        else:
+            out(
+                f"nat {nat['choice']} costs {nat['delta_monthly_usd']:.2f} a month more than "
+                f"nat none ({with_nat:.2f} instead of {without:.2f})"
+            )
+        out(f"  {nat['detail']}")
+        if "region_note" in cost:
+            out(cost["region_note"])
