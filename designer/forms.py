@@ -45,7 +45,9 @@ def spec_from_form(data: QueryDict) -> tuple[dict[str, Any], list[Issue]]:
         if not key and not value:
             continue
         if key in tags:
-            problems.append(Issue("tags", f"tag {key!r} is given twice; keep one row per key"))
+            problems.append(
+                Issue("tags", f"tag {key!r} is given twice; keep one row per key", key=key)
+            )
             continue
         tags[key] = value
     spec["tags"] = tags

@@ -230,7 +230,7 @@ def validate_spec(data: Any) -> ValidationResult:
                 Issue(
                     "spec",
                     f"the spec must be a JSON object with the fields {', '.join(FIELDS)}; "
-                    f"got {_kind(data)}",
+                    f"got {json_kind(data)}",
                 )
             ]
         )
@@ -245,7 +245,7 @@ def validate_spec(data: Any) -> ValidationResult:
 # --- implementation ---------------------------------------------------------------------------
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """Name a decoded JSON value's type the way a user who wrote the JSON thinks of it."""
     if value is None:
         return "null"
@@ -311,7 +311,9 @@ def _free_range(
     return None
 
 
-def _parse_cidr(value: Any, example: str) -> tuple[ipaddress.IPv4Network | None, str | None]:
+def _parse_cidr(
+    value: Any, example: str, *, in_list: bool = False
+) -> tuple[ipaddress.IPv4Network | None, str | None]:
     """Parse one CIDR strictly: ``(network, None)`` or ``(None, message)``.
 
     ``ipaddress`` alone is too forgiving for user input (it takes ``/024``, netmasks such as
@@ -319,8 +321,10 @@ def _parse_cidr(value: Any, example: str) -> tuple[ipaddress.IPv4Network | None,
     kind of mistake gets a message that says how to fix it.
     """
     if not isinstance(value, str):
-        return None, f"must be a string like {example}, not {_kind(value)}"
+        return None, f"must be a string like {example}, not {json_kind(value)}"
     text = value
+    if not text.strip():
+        return None, f"is empty; give a CIDR like {example}" + (", or remove it" if in_list else "")
     if any(c.isspace() for c in text):
         cleaned = "".join(text.split())
         hint = f" ({cleaned})" if _CIDR_RE.fullmatch(cleaned) else ""
@@ -454,7 +458,7 @@ class _Checker:
                     elif isinstance(version, int | float) and not isinstance(version, bool):
                         shown = _number(version)
                     else:
-                        shown = _kind(version)
+                        shown = json_kind(version)
                     self.error(
                         "spec",
                         f"spec version {shown} is not supported; this Gantry reads spec "
@@ -475,7 +479,7 @@ class _Checker:
             return
         value = self.data["name"]
         if not isinstance(value, str):
-            self.error("name", f"must be a string like my-service, not {_kind(value)}")
+            self.error("name", f"must be a string like my-service, not {json_kind(value)}")
             return
         if _NAME_RE.fullmatch(value):
             self.clean["name"] = value
@@ -501,7 +505,7 @@ class _Checker:
             return
         value = self.data["region"]
         if not isinstance(value, str):
-            self.error("region", f"must be a string like {DEFAULT_REGION}, not {_kind(value)}")
+            self.error("region", f"must be a string like {DEFAULT_REGION}, not {json_kind(value)}")
             return
         if value in REGION_AZ_LETTERS:
             self.clean["region"] = value
@@ -531,7 +535,7 @@ class _Checker:
         value = self.data[name]
         listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
         if not isinstance(value, str):
-            self.error(name, f"must be one of {listed}, not {_kind(value)}")
+            self.error(name, f"must be one of {listed}, not {json_kind(value)}")
         elif value not in choices:
             hint = _did_you_mean(value, choices)
             self.error(name, f"{_show(value)} is not a choice; use {listed}{hint}")
@@ -551,12 +555,12 @@ class _Checker:
         items = self.data[name]
         if not isinstance(items, list | tuple):
             self.error(
-                name, f'must be a list of CIDR strings like ["10.0.1.0/24"], not {_kind(items)}'
+                name, f'must be a list of CIDR strings like ["10.0.1.0/24"], not {json_kind(items)}'
             )
             return
         ok = True
         for index, item in enumerate(items):
-            network, message = _parse_cidr(item, "10.0.0.0/24")
+            network, message = _parse_cidr(item, "10.0.0.0/24", in_list=True)
             if message is not None:
                 self.error(name, message, index)
                 ok = False
@@ -594,6 +598,12 @@ class _Checker:
                     "api_port",
                     f"{_number(value)} is out of range; use a port from {PORT_MIN} to {PORT_MAX}",
                 )
+        elif isinstance(value, float) and value.is_integer() and not PORT_MIN <= value <= PORT_MAX:
+            # Not "write 70000 without the decimal point": that would only move the error.
+            self.error(
+                "api_port",
+                f"{value!r} is out of range; use a whole number from {PORT_MIN} to {PORT_MAX}",
+            )
         elif isinstance(value, float):
             if value.is_integer():
                 fix = f"write {int(value)} without the decimal point"
@@ -606,9 +616,16 @@ class _Checker:
                 f"{_show(value)} is a string; give the port as a number without quotes: "
                 f"{int(value.strip())}",
             )
+        elif isinstance(value, str):
+            self.error(
+                "api_port",
+                f"{_show(value)} is not a port number; give a whole number from {PORT_MIN} to "
+                f"{PORT_MAX}, {example}",
+            )
         else:
             self.error(
-                "api_port", f"must be a port number from 1 to 65535 ({example}), not {_kind(value)}"
+                "api_port",
+                f"must be a port number from 1 to 65535 ({example}), not {json_kind(value)}",
             )
 
     def check_tags(self) -> None:
@@ -620,7 +637,7 @@ class _Checker:
             self.error(
                 "tags",
                 f'must be an object of string keys and values like {{"team": "payments"}} '
-                f"(or {{}} for none), not {_kind(tags)}",
+                f"(or {{}} for none), not {json_kind(tags)}",
             )
             return
         ok = True
@@ -659,9 +676,7 @@ class _Checker:
         if not _tag_text_ok(key):
             return f"tag key {shown} may contain only {allowed}"
         if not isinstance(value, str):
-            return (
-                f"the value of tag {shown} must be a string (put it in quotes), not {_kind(value)}"
-            )
+            return f"the value of tag {shown} must be a string (put it in quotes), not {json_kind(value)}"
         if len(value) > TAG_VALUE_MAX:
             return (
                 f"the value of tag {shown} is {len(value)} characters long; "

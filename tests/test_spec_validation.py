@@ -299,7 +299,8 @@ def test_unknown_regions(region: str, fragment: str) -> None:
         ("10.0.0.0/32", "/32 is smaller than AWS allows; use a prefix from /16 to /28"),
         ("10.0.0/16", "'10.0.0/16' is not an IPv4 CIDR like 10.0.0.0/16"),
         ("vpc", "'vpc' is not an IPv4 CIDR like 10.0.0.0/16"),
-        ("", "'' is not an IPv4 CIDR like 10.0.0.0/16"),
+        ("", "is empty; give a CIDR like 10.0.0.0/16"),
+        ("   ", "is empty; give a CIDR like 10.0.0.0/16"),
         ("10.0.0.0/255.255.0.0", "'10.0.0.0/255.255.0.0' is not an IPv4 CIDR like 10.0.0.0/16"),
         ("10.0.0.0/33", "/33 is longer than /32"),
         ("10.0.300.0/16", "300 is larger than 255"),
@@ -349,6 +350,8 @@ def test_vpc_prefix_bounds_are_inclusive(prefix: int) -> None:
         ("fd00:0:0:5::/64", "only IPv4 is supported in spec v1"),
         ("10.0.05.0/24", "write it as 10.0.5.0/24"),
         ("10.0.5.0/24 ", "contains spaces"),
+        # A row added in the form and left blank.
+        ("", "is empty; give a CIDR like 10.0.0.0/24, or remove it"),
     ],
 )
 def test_subnet_cidr_errors_carry_the_index(field: str, cidr: str, fragment: str) -> None:
@@ -502,11 +505,17 @@ def test_valid_ports(port: int) -> None:
         (443.0, "443.0 is not a whole number; write 443 without the decimal point"),
         (443.5, "443.5 is not a whole number"),
         (float("inf"), "inf is not a whole number"),
+        # A whole number out of range is out of range, not "write it without the decimal point".
+        (70000.0, "70000.0 is out of range; use a whole number from 1 to 65535"),
+        (1e300, "1e+300 is out of range"),
+        (0.0, "0.0 is out of range"),
         ("443", "give the port as a number without quotes: 443"),
         (" 8080 ", "without quotes: 8080"),
         (True, "not a boolean"),
         (False, "not a boolean"),
-        ("https", "must be a port number from 1 to 65535"),
+        # Typed text quotes what was typed (the form passes it through as text).
+        ("https", "'https' is not a port number; give a whole number from 1 to 65535, e.g. 443"),
+        ("443.0", "'443.0' is not a port number"),
         (None, "must be a port number from 1 to 65535"),
     ],
 )
