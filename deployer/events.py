@@ -21,16 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 def channel(deployment_id: int) -> str:
-    """The deployment's pub/sub channel, namespaced by installation.
+    """The deployment's pub/sub channel, namespaced by database.
 
-    Deployment ids are unique only within one database, so the name carries the cache key
-    prefix (``CACHE_KEY_PREFIX``, this installation's namespace in Redis) and the database
-    name: two installations, or two test runs, sharing one Redis never see each other's events.
-    Read at call time because the test runner renames the database after settings load.
+    Deployment ids are unique only within one database, and Redis pub/sub ignores the database
+    number in ``REDIS_URL``: two installations (or two test runs) sharing one Redis would
+    otherwise see each other's deployment N. The web and the workers of one installation use
+    the same database, so they agree on the name whatever else differs between them. Read at
+    call time, because the test runner renames the database after settings load.
     """
-    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "gantry"
     database = settings.DATABASES["default"]["NAME"]
-    return f"{prefix}:{database}:deployment:{deployment_id}:events"
+    return f"gantry:{database}:deployment:{deployment_id}:events"
 
 
 def _redis() -> redis.Redis:

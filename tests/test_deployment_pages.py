@@ -98,22 +98,20 @@ def test_stream_delivers_live_events_in_order(deployment, member):
 def test_stream_ignores_another_installations_events_on_the_same_redis(
     deployment, member, settings
 ):
-    """Deployment ids repeat across databases: a push for "deployment N" from another
-    installation (another cache prefix, or another database) sharing this Redis must not reach
+    """Deployment ids repeat across databases, and Redis pub/sub is shared by every database
+    number: a push for "deployment N" from another installation on this Redis must not reach
     this installation's deployment N."""
     ours = events.channel(deployment.pk)
-    assert settings.DATABASES["default"]["NAME"] in ours
-    mine = settings.CACHES["default"]
-    settings.CACHES = {"default": {**mine, "KEY_PREFIX": "another-installation"}}
-    theirs = events.channel(deployment.pk)
-    settings.CACHES = {"default": mine}
-    assert theirs != ours
+    database = settings.DATABASES["default"]["NAME"]
+    assert database in ours
+    theirs = ours.replace(database, "gantry_elsewhere")
     intruder = {"seq": 2, "kind": "status", "state": "failed", "message": "not yours"}
     url = reverse("deployer:deployment_stream", args=[deployment.pk]) + "?after=1"
 
     def later():
         time.sleep(0.5)
-        events._redis().publish(theirs, json.dumps(intruder))
+        for other in (theirs, f"gantry:deployment:{deployment.pk}:events"):  # and unscoped
+            events._redis().publish(other, json.dumps(intruder))
         time.sleep(0.2)
         add_events(deployment, 2, final=True)
 
