@@ -231,3 +231,50 @@ def test_the_diagram_can_be_read_at_full_size(new_page, make_user, team):
     assert page.evaluate(smallest_label) >= 10
     page.get_by_role("button", name="Fit to width").click()
     assert page.evaluate(smallest_label) < 8
+
+
+def test_a_tag_error_sits_beside_the_row_with_that_key(new_page, make_user, team):
+    make_user("tagger", team=team)
+    page = new_page()
+    login(page, "tagger")
+    page.goto("/designs/new/")
+    preview_up_to_date(page)
+    for key, value in (("team", "payments"), ("aws:owner", "me")):
+        page.get_by_role("button", name="Add a tag").click()
+        page.locator('input[name="tag_key"]').last.fill(key)
+        page.locator('input[name="tag_value"]').last.fill(value)
+    second = page.locator("#err-tags-1:not(:empty)")
+    second.wait_for()
+    assert "reserved for AWS" in second.inner_text()
+    assert page.locator("#err-tags-0").inner_text() == ""
+    assert page.locator("#err-tags").inner_text() == ""  # not in one paragraph above the rows
+    assert page.locator("#id_tag_key_1").get_attribute("aria-invalid") == "true"
+    assert page.locator("#id_tag_key_0").get_attribute("aria-invalid") is None
+
+
+def test_leaving_with_unsaved_edits_asks_first(new_page, make_user, team):
+    make_user("leaver", team=team)
+    page = new_page()
+    login(page, "leaver")
+    page.goto("/designs/new/")
+    preview_up_to_date(page)
+    asked: list[str] = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    page.fill("#id_name", "half-done")
+    preview_up_to_date(page)
+    page.get_by_role("link", name="Designs", exact=True).click()
+    page.wait_for_timeout(300)
+    assert asked == ["beforeunload"]
+    assert page.url.endswith("/designs/new/")
+    assert page.locator("#id_name").input_value() == "half-done"
+
+    page.click("#save-button")  # saving is not leaving: no question
+    expect(page).to_have_url(re.compile(r"/designs/\d+/$"))
+    page.get_by_role("link", name="Designs", exact=True).click()  # nothing unsaved now
+    expect(page).to_have_url(re.compile(r"/designs/$"))
+    assert asked == ["beforeunload"]

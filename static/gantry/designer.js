@@ -18,6 +18,7 @@
   let inflight = null;
   let seq = 0;
   let submitting = false;
+  let dirty = false; // the form holds edits that no save has sent yet
   let diagramFullSize = false;
   // Errors only a save finds (another design of the team has this name...) are not in the
   // preview's answer: keep those of a refused save until the user changes something.
@@ -40,6 +41,10 @@
           const labels = li.querySelectorAll("label");
           inputs[0].id = "id_tag_key_" + i; labels[0].htmlFor = inputs[0].id;
           inputs[1].id = "id_tag_value_" + i; labels[1].htmlFor = inputs[1].id;
+          const tagErr = li.querySelector(".field-error");
+          tagErr.id = "err-tags-" + i;
+          inputs[0].setAttribute("aria-describedby", tagErr.id);
+          inputs[1].setAttribute("aria-describedby", tagErr.id);
           li.querySelector("[data-remove-row]").setAttribute("aria-label", "Remove tag " + (i + 1));
           return;
         }
@@ -70,6 +75,12 @@
     let target = null;
     if (issue.index !== undefined && issue.index !== null) {
       target = form.querySelector(sel + '[data-index="' + issue.index + '"]');
+    }
+    if (issue.field === "tags" && issue.key !== undefined && issue.key !== null) {
+      // A tag problem goes beside the row that has that key (the form trims what was typed).
+      const row = Array.from(form.querySelectorAll('fieldset[data-list="tags"] li.row')).find(
+        function (li) { return li.querySelector('input[name="tag_key"]').value.trim() === issue.key; });
+      if (row) target = row.querySelector(".field-error");
     }
     if (!target) target = form.querySelector(sel + ":not([data-index])");
     if (!target) target = form.querySelector('.field-error[data-error-for="spec"]');
@@ -156,7 +167,9 @@
     });
   }
 
-  function schedule() {
+  function schedule(ev) {
+    // Cost assumptions are not part of the design: changing them leaves nothing unsaved.
+    if (!(ev && ev.target && ev.target.closest && ev.target.closest(".assumptions"))) dirty = true;
     saveErrors = [];
     submitting = false; // an edit after a stopped or refused save can be saved again
     clearTimeout(timer);
@@ -166,7 +179,7 @@
   form.addEventListener("input", schedule);
   form.addEventListener("change", function (ev) {
     if (ev.target.name === "region") relabelRows();
-    schedule();
+    schedule(ev);
   });
 
   preview.addEventListener("click", function (ev) {
@@ -208,6 +221,12 @@
     }
     submitting = true;
     saveButton.disabled = true;
+  });
+  // Leaving (or reloading) with unsaved edits asks first, as an editor should.
+  window.addEventListener("beforeunload", function (ev) {
+    if (!dirty || submitting) return;
+    ev.preventDefault();
+    ev.returnValue = "";
   });
   window.addEventListener("pageshow", function (ev) {
     if (!ev.persisted) return; // back to this page from the browser's cache: it can save again
