@@ -55,18 +55,22 @@ def wait_until_all(page, state: str, status: str) -> None:
 
 def diagram_in_step(page) -> None:
     """Wait until the deployment's diagram shows every drawn resource in its row's state (the
-    page redraws it, debounced, after resource events)."""
+    page redraws it, debounced, after resource events). An element that hosts others shows the
+    most urgent state among them, naming the resource it comes from ("state: pending
+    (PublicRouteTable)"): that state is checked against the named resource's row."""
     page.wait_for_function(
         """() => {
             const rows = Object.fromEntries([...document.querySelectorAll('#resources tbody tr')]
                 .map(tr => [tr.dataset.logicalId, tr.querySelector('.state-badge').textContent]));
             const drawn = [...document.querySelectorAll('#deploy-diagram g.node, #deploy-diagram g.cluster')]
-                .map(g => [
-                    (g.querySelector('title') || {}).textContent?.replace(/^cluster_/, ''),
-                    [...g.querySelectorAll('text')].map(t => t.textContent)
-                        .find(t => t.startsWith('state: '))?.slice(7),
-                ])
-                .filter(([id, state]) => state && id in rows);
+                .map(g => {
+                    const id = (g.querySelector('title') || {}).textContent?.replace(/^cluster_/, '');
+                    const label = [...g.querySelectorAll('text')].map(t => t.textContent)
+                        .find(t => t.startsWith('state: '));
+                    const m = label && label.slice(7).match(/^(\\S+)(?: \\((.+)\\))?$/);
+                    return m ? [m[2] || id, m[1]] : null;
+                })
+                .filter(pair => pair && pair[0] in rows);
             return drawn.length > 0 && drawn.every(([id, state]) => rows[id] === state);
         }"""
     )
@@ -84,8 +88,9 @@ def drawn_states(page) -> set[str]:
 def hold_worker(worker, deployment, *pages) -> None:
     """Pause the worker at a moment when every event it committed has reached the pages: a
     pause that fell between a commit and its publish is let go and tried again (the stream
-    would only catch up at its keepalive re-read, after a quiet 15 s)."""
-    for _ in range(40):
+    would only catch up at its keepalive re-read, after a quiet 15 s). A busy machine's pages
+    can take a few seconds to draw what arrived, so each try waits 3 s before letting go."""
+    for _ in range(20):
         worker.pause()
         deployment.refresh_from_db()
         try:
@@ -94,7 +99,7 @@ def hold_worker(worker, deployment, *pages) -> None:
                     "n => Math.max(0, ...[...document.querySelectorAll('#events li')]"
                     ".map(li => Number(li.dataset.seq))) >= n",
                     arg=deployment.last_event_seq,
-                    timeout=1_000,
+                    timeout=3_000,
                 )
             return
         except PlaywrightTimeoutError:
@@ -365,3 +370,59 @@ def test_another_team_gets_404_for_the_design_and_its_deployment(
     login(mine, "owner")
     assert mine.goto(f"/designs/{design.pk}/").status == 200
     assert mine.goto(f"/deployments/{deployment.pk}/").status == 200
+
+
+def test_an_older_diagram_answer_never_replaces_a_newer_one(new_page, make_user, team, settings):
+    """Resource events redraw the deployment's diagram; when two requests are in flight and the
+    server answers the newer first, the page keeps the newer picture. The worker is played by
+    the test: it changes a record and appends its event, as the engine does."""
+    from django.db import transaction
+
+    from deployer import events, services
+    from deployer.models import Deployment
+    from designer.services import design_create
+    from designer.spec import DEFAULT_SPEC
+
+    user = make_user("watcher", team=team)
+    design = design_create(team=team, user=user, spec_data=DEFAULT_SPEC)
+    target = services.target_sandbox_ensure(team=team)
+    deployment = services.deployment_start(design=design, target=target, user=user)
+    page = new_page()
+    login(page, "watcher")
+    held = []
+
+    def hold_the_first(route):
+        if not held:
+            held.append((route, route.fetch()))  # answered later, after the newer request
+        else:
+            route.continue_()
+
+    page.route(re.compile(rf"/deployments/{deployment.pk}/diagram\.svg"), hold_the_first)
+    page.goto(f"/deployments/{deployment.pk}/")
+    page.wait_for_function("document.getElementById('stream-state').textContent === 'live'")
+
+    def worker_sets(state: str) -> None:
+        with transaction.atomic():
+            dep = Deployment.objects.select_for_update().get(pk=deployment.pk)
+            record = dep.resources.get(logical_id="LambdaLogGroup")
+            record.state = state
+            record.save(update_fields=["state"])
+            events.append(
+                dep, kind="resource", message=state, logical_id="LambdaLogGroup", state=state
+            )
+            dep.save(update_fields=["last_event_seq"])
+
+    drawn_state = """() => [...document.querySelectorAll('#deploy-diagram g.node')]
+        .filter(g => (g.querySelector('title') || {}).textContent === 'LambdaLogGroup')
+        .flatMap(g => [...g.querySelectorAll('text')].map(t => t.textContent))
+        .find(t => t.startsWith('state: '))"""
+    worker_sets("creating")
+    page.wait_for_function("() => document.querySelectorAll('#events li').length >= 2")
+    page.wait_for_timeout(1_000)  # the page has asked for the diagram of "creating"
+    assert len(held) == 1
+    worker_sets("ready")
+    page.wait_for_function(f"() => ({drawn_state})() === 'state: ready'")
+    route, older = held[0]
+    route.fulfill(response=older)  # the "creating" picture arrives last
+    page.wait_for_timeout(500)
+    assert page.evaluate(drawn_state) == "state: ready"

@@ -19,6 +19,7 @@
   const DESTROYABLE = ["succeeded", "failed", "destroy_failed"];
   let lastSeq = parseInt(root.dataset.lastSeq || "0", 10);
   let diagramTimer = null;
+  const fetchSeq = {};
   let status = statusEl.className.replace(/.*status-/, "");
 
   document.querySelectorAll("form[data-confirm]").forEach(function (f) {
@@ -59,27 +60,32 @@
   // Elapsed times come from the resource records: an event's own time is when a pass wrote it
   // down, the same instant for a resource created and ready within one pass.
   function refreshTimes() {
-    fetch(root.dataset.statusUrl, { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) {
-        if (!data) return;
-        data.resources.forEach(function (r) {
-          const tr = document.querySelector('#resources tr[data-logical-id="' + CSS.escape(r.logical_id) + '"]');
-          if (!tr) return;
-          const deleting = r.state === "deleting" || r.state === "deleted";
-          tr.dataset.started = (deleting ? r.delete_started_at : r.started_at) || "";
-          tr.dataset.ready = (deleting ? r.deleted_at : r.ready_at) || "";
-        });
-        tick();
+    latestOnly(root.dataset.statusUrl, function (r) { return r.json(); }, function (data) {
+      data.resources.forEach(function (r) {
+        const tr = document.querySelector('#resources tr[data-logical-id="' + CSS.escape(r.logical_id) + '"]');
+        if (!tr) return;
+        const deleting = r.state === "deleting" || r.state === "deleted";
+        tr.dataset.started = (deleting ? r.delete_started_at : r.started_at) || "";
+        tr.dataset.ready = (deleting ? r.deleted_at : r.ready_at) || "";
       });
+      tick();
+    });
+  }
+
+  // Two fetches can be in flight (events kept coming) and the server may answer the newer one
+  // first: only the answer to the latest request is drawn, never an older picture over it.
+  function latestOnly(url, read, use) {
+    const mine = fetchSeq[url] = (fetchSeq[url] || 0) + 1;
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? read(r) : null; })
+      .then(function (body) { if (body && mine === fetchSeq[url]) use(body); });
   }
 
   function refreshDiagram() {
     clearTimeout(diagramTimer);
     diagramTimer = setTimeout(function () {
-      fetch(root.dataset.diagramUrl, { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (svg) { if (svg) diagram.innerHTML = svg; });
+      latestOnly(root.dataset.diagramUrl, function (r) { return r.text(); },
+        function (svg) { diagram.innerHTML = svg; });
       refreshTimes();
     }, 400);
   }
