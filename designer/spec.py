@@ -110,6 +110,23 @@ ASG_INSTANCES_PER_AZ = 2
 # it is replaced) in the first API subnet, and a public subnet holds one NAT gateway, while the
 # smallest subnet AWS allows (/28) leaves 11 usable addresses.
 
+#: Special-purpose ranges that cannot hold a VPC: nothing routes to them, and one of them holds
+#: the VPC's own services (169.254.169.254 is the instance metadata service, 169.254.169.253
+#: the DNS resolver). AWS refuses them for a VPC; Gantry says so before a deployment fails.
+UNUSABLE_RANGES = tuple(
+    (ipaddress.IPv4Network(cidr), what)
+    for cidr, what in (
+        ("0.0.0.0/8", '"this network" range (RFC 1122)'),
+        ("127.0.0.0/8", "loopback range"),
+        ("169.254.0.0/16", "link-local range, where the instance metadata service and DNS live"),
+        ("224.0.0.0/4", "multicast range"),
+        ("240.0.0.0/4", "reserved range (240.0.0.0/4, with the broadcast address)"),
+    )
+)
+#: Docker's default bridge network: hosts running containers (CI runners, and AWS services such
+#: as Cloud9 and SageMaker) cannot reach addresses in it, so AWS advises against it for a VPC.
+DOCKER_BRIDGE = ipaddress.IPv4Network("172.17.0.0/16")
+
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 #: RFC 6598 shared address space, used by carrier-grade NAT (and by some ISPs and VPNs).
 CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
@@ -524,6 +541,13 @@ class _Checker:
         if "vpc_cidr" not in self.data:
             return
         network, message = _parse_cidr(self.data["vpc_cidr"], "10.0.0.0/16")
+        if message is None:
+            unusable = next((r for r in UNUSABLE_RANGES if network.overlaps(r[0])), None)
+            if unusable is not None:
+                message = (
+                    f"{network} is in {unusable[0]}, the {unusable[1]}, which cannot hold a VPC; "
+                    f"use a private range such as 10.0.0.0/16"
+                )
         if message is not None:
             self.error("vpc_cidr", message)
         else:
@@ -784,6 +808,13 @@ class _Checker:
 
     def warn_vpc_range(self) -> None:
         vpc: ipaddress.IPv4Network | None = self.clean.get("vpc_cidr")
+        if vpc is not None and vpc.overlaps(DOCKER_BRIDGE):
+            self.warn(
+                "vpc_cidr",
+                f"{vpc} overlaps {DOCKER_BRIDGE}, Docker's default bridge network: hosts that run "
+                f"containers (CI runners, Cloud9, SageMaker) cannot reach addresses in it. "
+                f"Prefer another range, e.g. 10.0.0.0/16",
+            )
         if vpc is None or any(vpc.subnet_of(block) for block in RFC1918):
             return
         private = "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from designer.regions import REGION_AZ_LETTERS, REGIONS
@@ -20,6 +21,12 @@ from designer.spec import API_KINDS, MAX_PREFIX, MAX_USER_TAGS, MIN_PREFIX, NAT_
 _VPC_POOLS = tuple(
     ipaddress.IPv4Network(n)
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "0.0.0.0/0")
+)
+
+#: Loopback, link-local, multicast and reserved space, and "this network" (0.0.0.0/8).
+_NO_VPC = tuple(
+    ipaddress.IPv4Network(n)
+    for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
 )
 
 names = st.from_regex(r"[a-z][a-z0-9-]{2,39}", fullmatch=True)
@@ -90,6 +97,8 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
     vpc = ipaddress.IPv4Network(
         (int(pool.network_address) + offset * 2 ** (32 - vpc_prefix), vpc_prefix)
     )
+    # Public ranges are valid (with a warning); special-purpose ones cannot hold a VPC.
+    assume(not any(vpc.overlaps(block) for block in _NO_VPC))
     subnets = draw(_carve(vpc, total))
 
     spec: dict[str, Any] = {

@@ -123,7 +123,22 @@ def canonical_aws_block(text: str) -> bool:
         network = ipaddress.IPv4Network(text)
     except ValueError:
         return False
-    return str(network) == text and MIN_PREFIX <= network.prefixlen <= MAX_PREFIX
+    return (
+        str(network) == text
+        and MIN_PREFIX <= network.prefixlen <= MAX_PREFIX
+        and not special_purpose(network)
+    )
+
+
+def special_purpose(network: ipaddress.IPv4Network) -> bool:
+    """Loopback, link-local, multicast, reserved (240/4) or "this network" (0/8): no VPC."""
+    return (
+        network.is_loopback
+        or network.is_link_local
+        or network.is_multicast
+        or network.is_reserved
+        or network.subnet_of(ipaddress.IPv4Network("0.0.0.0/8"))
+    )
 
 
 @moderate
@@ -149,6 +164,8 @@ def test_structured_cidrs_are_accepted_or_corrected(addr: int, prefix: int) -> N
         ]
     elif str(network) != text:
         assert errors == [f"{text} has host bits set; did you mean {network}?"]
+    elif special_purpose(network):
+        assert len(errors) == 1 and "cannot hold a VPC" in errors[0]
     else:
         assert errors == []
 

@@ -705,6 +705,34 @@ def test_range_straddling_rfc1918_is_warned_about() -> None:
     assert warnings_on(validate_spec(spec_in("172.15.0.0/16")), "vpc_cidr")
 
 
+@pytest.mark.parametrize(
+    ("vpc", "fragment"),
+    [
+        ("0.0.0.0/16", '0.0.0.0/16 is in 0.0.0.0/8, the "this network" range'),
+        ("127.0.0.0/16", "127.0.0.0/16 is in 127.0.0.0/8, the loopback range"),
+        ("169.254.0.0/16", "the link-local range, where the instance metadata service"),
+        ("169.254.169.240/28", "link-local"),
+        ("224.1.0.0/16", "multicast"),
+        ("255.255.255.240/28", "reserved range"),
+    ],
+)
+def test_special_purpose_ranges_cannot_hold_a_vpc(vpc: str, fragment: str) -> None:
+    """AWS refuses these for a VPC, and nothing routes to them: an error, not a warning."""
+    error = the_error(validate_spec(spec_in(vpc)))
+    assert error.field == "vpc_cidr"
+    assert fragment in error.message
+    assert "use a private range such as 10.0.0.0/16" in error.message
+
+
+def test_docker_bridge_range_is_warned_about() -> None:
+    result = validate_spec(spec_in("172.17.0.0/16"))
+
+    assert result.valid
+    (warning,) = warnings_on(result, "vpc_cidr")
+    assert "Docker's default bridge network" in warning.message
+    assert not warnings_on(validate_spec(spec_in("172.18.0.0/16")), "vpc_cidr")
+
+
 def test_lambda_in_two_azs_has_no_redundancy_warning() -> None:
     result = validate_spec(
         make(
