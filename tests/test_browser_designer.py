@@ -25,6 +25,17 @@ from tests.browser import (
 pytestmark = [pytest.mark.django_db(transaction=True), requires_chromium]
 
 
+def new_design_page(new_page, make_user, team, username: str, *, wait: bool = True):
+    """A fresh user of ``team``, logged in on /designs/new/ (its first preview drawn)."""
+    make_user(username, team=team)
+    page = new_page()
+    login(page, username)
+    page.goto("/designs/new/")
+    if wait:
+        preview_up_to_date(page)
+    return page
+
+
 def test_every_control_is_labelled_and_every_error_region_announced(new_page, make_user, team):
     make_user("reader", team=team)
     page = new_page()
@@ -183,10 +194,7 @@ def test_a_refused_save_keeps_its_error_beside_the_field(new_page, make_user, te
 def test_a_double_click_on_save_saves_once(new_page, make_user, team):
     from designer.models import Design
 
-    make_user("clicker", team=team)
-    page = new_page()
-    login(page, "clicker")
-    page.goto("/designs/new/")
+    page = new_design_page(new_page, make_user, team, "clicker", wait=False)
     page.fill("#id_name", "clicked-twice")
     preview_up_to_date(page)
     # The second click comes while the first post is on its way, as a hurried user's does.
@@ -201,11 +209,7 @@ def test_a_double_click_on_save_saves_once(new_page, make_user, team):
 
 
 def test_a_long_unbroken_error_stays_inside_the_form(new_page, make_user, team):
-    make_user("verbose", team=team)
-    page = new_page()
-    login(page, "verbose")
-    page.goto("/designs/new/")
-    preview_up_to_date(page)
+    page = new_design_page(new_page, make_user, team, "verbose")
     page.fill("#id_name", "a" * 300)
     error = page.locator("#err-name:not(:empty)")
     error.wait_for()
@@ -215,11 +219,7 @@ def test_a_long_unbroken_error_stays_inside_the_form(new_page, make_user, team):
 def test_the_diagram_can_be_read_at_full_size(new_page, make_user, team):
     """Fitted to its column the diagram's labels are a few pixels tall; "Show at full size"
     makes them readable (the frame scrolls), and the choice survives the next preview."""
-    make_user("reader2", team=team)
-    page = new_page()
-    login(page, "reader2")
-    page.goto("/designs/new/")
-    preview_up_to_date(page)
+    page = new_design_page(new_page, make_user, team, "reader2")
     smallest_label = """() => Math.min(...[...document.querySelectorAll('#preview svg text')]
                            .map(t => t.getBoundingClientRect().height))"""
     assert page.evaluate(smallest_label) < 8
@@ -234,11 +234,7 @@ def test_the_diagram_can_be_read_at_full_size(new_page, make_user, team):
 
 
 def test_a_tag_error_sits_beside_the_row_with_that_key(new_page, make_user, team):
-    make_user("tagger", team=team)
-    page = new_page()
-    login(page, "tagger")
-    page.goto("/designs/new/")
-    preview_up_to_date(page)
+    page = new_design_page(new_page, make_user, team, "tagger")
     for key, value in (("team", "payments"), ("aws:owner", "me")):
         page.get_by_role("button", name="Add a tag").click()
         page.locator('input[name="tag_key"]').last.fill(key)
@@ -253,11 +249,7 @@ def test_a_tag_error_sits_beside_the_row_with_that_key(new_page, make_user, team
 
 
 def test_leaving_with_unsaved_edits_asks_first(new_page, make_user, team):
-    make_user("leaver", team=team)
-    page = new_page()
-    login(page, "leaver")
-    page.goto("/designs/new/")
-    preview_up_to_date(page)
+    page = new_design_page(new_page, make_user, team, "leaver")
     asked: list[str] = []
 
     def stay(dialog):

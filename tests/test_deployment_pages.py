@@ -57,6 +57,16 @@ def read_stream(
     return async_to_sync(run)()
 
 
+def read_stream_while(user, url: str, until_seq: int, meanwhile) -> tuple[int, list]:
+    """Read the stream while ``meanwhile()`` runs in another thread (as a worker would)."""
+    thread = threading.Thread(target=meanwhile)
+    thread.start()
+    try:
+        return read_stream(user, url, until_seq=until_seq)
+    finally:
+        thread.join()
+
+
 def add_events(deployment: Deployment, n: int, *, final: bool = False) -> None:
     from django.db import transaction
 
@@ -86,10 +96,7 @@ def test_stream_delivers_live_events_in_order(deployment, member):
         time.sleep(0.5)
         add_events(deployment, 4, final=True)
 
-    thread = threading.Thread(target=later)
-    thread.start()
-    status, got = read_stream(member, url, until_seq=5)
-    thread.join()
+    status, got = read_stream_while(member, url, 5, later)
     assert status == 200
     assert [e["seq"] for e in got] == [2, 3, 4, 5]
     assert got[-1]["state"] == "succeeded"
@@ -115,10 +122,7 @@ def test_stream_ignores_another_installations_events_on_the_same_redis(
         time.sleep(0.2)
         add_events(deployment, 2, final=True)
 
-    thread = threading.Thread(target=later)
-    thread.start()
-    status, got = read_stream(member, url, until_seq=3)
-    thread.join()
+    status, got = read_stream_while(member, url, 3, later)
     assert status == 200
     assert [(e["seq"], e["message"]) for e in got] == [(2, "event 0"), (3, "event 1")]
 
