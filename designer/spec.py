@@ -120,7 +120,7 @@ UNUSABLE_RANGES = tuple(
         ("127.0.0.0/8", "loopback range"),
         ("169.254.0.0/16", "link-local range, where the instance metadata service and DNS live"),
         ("224.0.0.0/4", "multicast range"),
-        ("240.0.0.0/4", "reserved range (240.0.0.0/4, with the broadcast address)"),
+        ("240.0.0.0/4", "reserved range (class E, with the broadcast address)"),
     )
 )
 #: Docker's default bridge network: hosts running containers (CI runners, and AWS services such
