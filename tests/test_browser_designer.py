@@ -185,6 +185,13 @@ def test_a_refused_save_keeps_its_error_beside_the_field(new_page, make_user, te
     assert page.locator("#id_name").get_attribute("aria-invalid") == "true"
     assert page.locator("#error-summary").is_visible()
     assert page.locator("#save-button").is_disabled()
+    # The refused save kept nothing of what is in the form: leaving asks first.
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+    page.get_by_role("link", name="Designs", exact=True).click()
+    page.wait_for_timeout(300)
+    assert asked == ["beforeunload"]
+    assert page.url.endswith("/designs/new/")
 
     page.fill("#id_name", "another-name")
     page.wait_for_function("!document.getElementById('save-button').disabled")

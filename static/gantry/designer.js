@@ -18,11 +18,12 @@
   let inflight = null;
   let seq = 0;
   let submitting = false;
-  let dirty = false; // the form holds edits that no save has sent yet
   let diagramFullSize = false;
   // Errors only a save finds (another design of the team has this name...) are not in the
   // preview's answer: keep those of a refused save until the user changes something.
   let saveErrors = JSON.parse(document.getElementById("save-errors").textContent);
+  // The form holds edits that no save has kept: after a refused save, from the start.
+  let dirty = saveErrors.length > 0;
 
   function azName(region, index) {
     const letters = regionAzs[region] || "";
