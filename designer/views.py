@@ -20,6 +20,7 @@ from designer.plan import plan
 from designer.preview import design_preview
 from designer.regions import REGION_AZ_LETTERS, REGIONS
 from designer.spec import DEFAULT_SPEC, Issue, validate_spec
+from gantry import strict_json
 from teams.selectors import team_list
 
 SCALARS = [
@@ -336,9 +337,11 @@ def preview(request: HttpRequest) -> JsonResponse:
     ``{"spec": {...}, "assumptions": {...}}``."""
     if request.content_type == "application/json":
         try:
-            body = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            return _json_error("the request body is not valid JSON", 400)
+            body = strict_json.loads(request.body.decode("utf-8") or "null")
+        except UnicodeDecodeError:
+            return _json_error("the request body is not UTF-8 text; send JSON", 400)
+        except strict_json.JSONRejected as exc:
+            return _json_error(f"the request body {exc}", 400)
         if not isinstance(body, dict) or "spec" not in body:
             return _json_error('send a JSON object {"spec": {...}, "assumptions": {...}}', 400)
         result = design_preview(spec_data=body["spec"], assumptions_data=body.get("assumptions"))

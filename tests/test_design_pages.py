@@ -168,6 +168,16 @@ def test_preview_accepts_json_and_rejects_garbage_without_a_500(member_client):
         response = member_client.post(url, body, content_type="application/json")
         assert response.status_code == 400
         assert response.json()["errors"][0]["field"] == "spec"
+    # Read as strictly as API bodies and spec files: deep nesting was a 500 (RecursionError),
+    # a key given twice silently kept the last value.
+    for body, fragment in (
+        ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
+        ('{"spec": {"nat": "none", "nat": "single"}}', "has the key 'nat' twice"),
+        (b'{"spec": "\xff"}', "not UTF-8"),
+    ):
+        response = member_client.post(url, body, content_type="application/json")
+        assert response.status_code == 400
+        assert fragment in response.json()["errors"][0]["message"]
     weird = member_client.post(url, {"spec": [1, {"a": None}]}, content_type="application/json")
     assert weird.status_code == 200 and weird.json()["valid"] is False
 
