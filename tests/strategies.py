@@ -23,11 +23,18 @@ _VPC_POOLS = tuple(
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "0.0.0.0/0")
 )
 
-#: Loopback, link-local, multicast and reserved space, and "this network" (0.0.0.0/8).
-_NO_VPC = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
-)
+
+def special_purpose(network: ipaddress.IPv4Network) -> bool:
+    """Loopback, link-local, multicast, reserved (240/4) or "this network" (0/8): no VPC.
+    Told by ``ipaddress`` itself, independently of the validator's own list."""
+    return (
+        network.is_loopback
+        or network.is_link_local
+        or network.is_multicast
+        or network.is_reserved
+        or network.subnet_of(ipaddress.IPv4Network("0.0.0.0/8"))
+    )
+
 
 names = st.from_regex(r"[a-z][a-z0-9-]{2,39}", fullmatch=True)
 
@@ -98,7 +105,7 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
         (int(pool.network_address) + offset * 2 ** (32 - vpc_prefix), vpc_prefix)
     )
     # Public ranges are valid (with a warning); special-purpose ones cannot hold a VPC.
-    assume(not any(vpc.overlaps(block) for block in _NO_VPC))
+    assume(not special_purpose(vpc))
     subnets = draw(_carve(vpc, total))
 
     spec: dict[str, Any] = {

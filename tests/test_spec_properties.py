@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from designer.spec import FIELDS, MAX_PREFIX, MIN_PREFIX, SUBNET_FIELDS, Spec, validate_spec
-from tests.strategies import json_values, valid_specs
+from tests.strategies import json_values, special_purpose, valid_specs
 
 moderate = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -127,17 +127,6 @@ def canonical_aws_block(text: str) -> bool:
         str(network) == text
         and MIN_PREFIX <= network.prefixlen <= MAX_PREFIX
         and not special_purpose(network)
-    )
-
-
-def special_purpose(network: ipaddress.IPv4Network) -> bool:
-    """Loopback, link-local, multicast, reserved (240/4) or "this network" (0/8): no VPC."""
-    return (
-        network.is_loopback
-        or network.is_link_local
-        or network.is_multicast
-        or network.is_reserved
-        or network.subnet_of(ipaddress.IPv4Network("0.0.0.0/8"))
     )
 
 
