@@ -35,6 +35,7 @@ class AuditEntry(models.Model):
         DEPLOYMENT_REQUESTED = "deployment.requested", "Deployment requested"
         DEPLOYMENT_CANCELLED = "deployment.cancelled", "Deployment cancelled"
         DEPLOYMENT_DESTROYED = "deployment.destroy_requested", "Destroy requested"
+        ORPHANS_DELETED = "orphans.deleted", "Orphaned resources deleted"
         TARGET_CREATED = "target.created", "Target created"
         TARGET_UPDATED = "target.updated", "Target changed"
         TARGET_DELETED = "target.deleted", "Target deleted"
