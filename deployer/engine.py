@@ -1,11 +1,22 @@
-"""The reconciler: one pass advances one deployment, then it schedules the next pass.
+"""The reconciler: one pass advances one deployment and says when the next is due.
 
-A pass runs under the deployment's row lock (``SELECT ... FOR UPDATE SKIP LOCKED``): a duplicate
-delivery finds the row locked, or finds its run token stale, and does nothing. In a pass every
-node whose dependencies are ready is started (found by its tags, or created), every node AWS is
-still working on is checked once, and what was seen is written down. Nothing here sleeps: the
-pass returns how long until something is worth looking at again, and the task re-enqueues
-itself with that countdown, so a worker slot is never held while AWS works.
+A pass has three steps, and only the first and the last touch the database, each in a short
+transaction:
+
+1. **claim**: under the deployment's row lock, check the message's run token (a stale or
+   duplicated message does nothing), take the deployment's *lease* and read its records;
+2. **work**, outside any transaction: every node whose dependencies are ready is started (found
+   by its tags, or created), every node AWS is still working on is looked at once, in waves of
+   parallel AWS calls, until the pass's time budget is spent. The lease is extended while calls
+   are in flight;
+3. **record**: under the row lock again, write what was seen (records, numbered events,
+   status), release the lease and return the next pass's countdown.
+
+No transaction, and so no row lock (on SQLite: no database write lock), is held while AWS
+answers: other deployments' passes, the pages and the API go on meanwhile. The lease keeps two
+passes of one deployment from ever running at once; a pass killed with its worker stops
+extending it and the next message takes over once it expires. Nothing here sleeps: the pass
+returns how long until something is worth looking at again, and the task enqueues the next one.
 
 Destroy (and rollback) walks the same graph in reverse: a node is deleted once everything that
 depends on it is gone, and ``DependencyViolation`` is waited out with backoff, saying why.
@@ -17,7 +28,8 @@ import logging
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,44 +42,55 @@ from django.utils import timezone
 from deployer import events
 from deployer.aws import client_factory, retries_seen
 from deployer.errors import ALREADY_EXISTS, Fatal, Retry, backoff, classify, error_code
+from deployer.graphs import deployment_graph
 from deployer.models import Deployment, ResourceRecord
 from deployer.resources import handler_for
 from deployer.resources.base import AwsContext, Failed, Pending, Ready
 from designer.graph import Ref, ResourceGraph, ResourceNode
-from designer.plan import plan
-from designer.spec import validate_spec
+from designer.names import UNIQUE_NAMES
 
 logger = logging.getLogger(__name__)
 
 S = Deployment.Status
 R = ResourceRecord.State
 
+#: The record fields a pass writes (and nothing else: a pass never overwrites other columns).
+RECORD_FIELDS = [
+    "state",
+    "physical_id",
+    "attributes",
+    "attempts",
+    "last_error",
+    "waiting_reason",
+    "next_check_at",
+    "started_at",
+    "ready_at",
+    "delete_started_at",
+    "deleted_at",
+    "updated_at",
+]
+
 
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
-def graph_for(deployment: Deployment) -> ResourceGraph:
-    """The graph of the deployment's spec snapshot (plan is pure, so this is the same graph
-    that was shown before Deploy was pressed)."""
-    result = validate_spec(deployment.spec)
-    if result.spec is None:  # the snapshot was valid when taken; rules may have tightened since
-        raise ValueError("the deployment's spec no longer validates: " + str(result.to_json()))
-    return plan(result.spec)
-
-
 def context_for(deployment: Deployment) -> AwsContext:
     target = deployment.target
+    region = deployment.spec.get("region") or target.region
     return AwsContext(
-        deployment_tag=deployment.tag,
-        region=deployment.spec.get("region") or target.region,
+        deployment_tag=deployment.identity,
+        region=region,
         client=client_factory(
-            region=deployment.spec.get("region") or target.region,
+            region=region,
             endpoint_url=target.endpoint_url or None,
             role_arn=target.role_arn or None,
             external_id=target.external_id or None,
         ),
         spec_tags=dict(deployment.spec.get("tags") or {}),
+        installation=deployment.installation,
+        name_suffix=deployment.name_suffix,
+        stack_name=deployment.spec.get("name", ""),
     )
 
 
@@ -75,10 +98,12 @@ class Unresolvable(LookupError):
     """A Ref points at a node that has no physical id (it was never created)."""
 
 
-def resolve(value: Any, records: dict[str, ResourceRecord]) -> Any:
+def resolve(value: Any, records: dict[str, Any]) -> Any:
     """Replace every Ref with the physical id or attribute it names."""
     if isinstance(value, Ref):
-        record = records[value.logical_id]
+        record = records.get(value.logical_id)
+        if record is None:
+            raise Unresolvable(value.logical_id)
         if value.attribute == "Id":
             if not record.physical_id:
                 raise Unresolvable(value.logical_id)
@@ -91,6 +116,16 @@ def resolve(value: Any, records: dict[str, ResourceRecord]) -> Any:
     if isinstance(value, list | tuple):
         return [resolve(v, records) for v in value]
     return value
+
+
+def node_properties(node: ResourceNode, records: dict[str, Any], ctx: AwsContext) -> dict:
+    """The properties a handler is given: Refs resolved, and the names AWS makes unique per
+    account made unique to this deployment (``designer/names.py``)."""
+    props = resolve(node.properties, records)
+    named = UNIQUE_NAMES.get(node.type)
+    if named and isinstance(props.get(named[0]), str):
+        props[named[0]] = ctx.unique_name(node, props[named[0]], named[1])
+    return props
 
 
 def poll_delay(record: ResourceRecord, now: datetime) -> float:
@@ -106,7 +141,7 @@ def poll_delay(record: ResourceRecord, now: datetime) -> float:
 
 @dataclass
 class Step:
-    """What the AWS half of one node's step saw (see :meth:`Pass.aws_step`)."""
+    """What the AWS half of one node's create-and-check step saw (see :meth:`Pass.aws_step`)."""
 
     physical_id: str
     phase: str
@@ -115,6 +150,17 @@ class Step:
     extras: list[str] = field(default_factory=list)  # twins found and deleted
     reasons: list[str] = field(default_factory=list)  # new pending reasons, in order
     result: Ready | Pending | Failed | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class DeleteStep:
+    """What the AWS half of one node's delete-and-check step saw (see
+    :meth:`Pass.delete_step`)."""
+
+    ids: list[str] = field(default_factory=list)  # what is being deleted
+    started: bool = False  # this step issued the deletes
+    pending: str = ""  # why something is not gone yet ("" when everything is gone)
     error: Exception | None = None
 
 
@@ -133,28 +179,47 @@ def _pool() -> ThreadPoolExecutor:
 
 
 @dataclass
+class Emitted:
+    """An event the pass saw; numbered and saved when the pass records its outcome."""
+
+    kind: str
+    message: str
+    logical_id: str
+    state: str
+    data: dict[str, Any]
+
+
+@dataclass
 class Pass:
-    deployment: Deployment
+    """The work of one pass, in memory: it reads and changes ``records`` and collects events,
+    and touches no database (the engine writes both when the pass ends)."""
+
+    #: None when the walk is not a deployment's (``manage.py orphans --delete``).
+    deployment: Deployment | None
     records: dict[str, ResourceRecord]
     graph: ResourceGraph
     ctx: AwsContext
     now: datetime = field(default_factory=timezone.now)
     started: float = field(default_factory=time.monotonic)
+    #: Called while AWS calls are in flight, so the pass keeps its lease.
+    keepalive: Callable[[], None] = lambda: None
     changed: set[str] = field(default_factory=set)
     progressed: bool = False
+    emitted: list[Emitted] = field(default_factory=list)
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
     def event(
         self, kind: str, message: str, record: ResourceRecord | None = None, **data: Any
     ) -> None:
-        events.append(
-            self.deployment,
-            kind=kind,
-            message=message,
-            logical_id=record.logical_id if record else "",
-            state=record.state if record else self.deployment.status,
-            data=data,
+        self.emitted.append(
+            Emitted(
+                kind=kind,
+                message=message,
+                logical_id=record.logical_id if record else "",
+                state=record.state if record else getattr(self.deployment, "status", ""),
+                data=data,
+            )
         )
 
     def set_state(self, record: ResourceRecord, state: str, message: str, **data: Any) -> None:
@@ -169,6 +234,21 @@ class Pass:
 
     def label(self, node: ResourceNode) -> str:
         return f"{node.meta.get('label') or node.logical_id} ({node.logical_id})"
+
+    def due(self, record: ResourceRecord) -> bool:
+        return record.next_check_at is None or record.next_check_at <= self.now
+
+    def run_in_threads(self, work: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        """``work`` over ``jobs`` in the AWS threads, results in order; the lease is kept
+        while calls are in flight (a call may wait for AWS for many seconds)."""
+        interval = max(0.5, _setting("GANTRY_PASS_LEASE", 10.0) / 4)
+        futures: list[Future] = [_pool().submit(work, job) for job in jobs]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=interval, return_when=FIRST_COMPLETED)
+            if pending:
+                self.keepalive()
+        return [f.result() for f in futures]
 
     def handle_error(
         self, node: ResourceNode, record: ResourceRecord, exc: Exception, doing: str
@@ -191,12 +271,17 @@ class Pass:
                     record.waiting_reason = outcome.reason
                     self.event(
                         "waiting",
-                        f"{self.label(node)}: {outcome.reason} (retry in {delay:.0f} s)",
+                        f"{self.label(node)}: {outcome.reason}",
                         record,
+                        retry_at=record.next_check_at.isoformat(),
                     )
                 return False
         logger.warning(
-            "deployment %s: %s failed to %s: %s", self.deployment.tag, node.logical_id, doing, exc
+            "deployment %s: %s failed to %s: %s",
+            self.ctx.deployment_tag,
+            node.logical_id,
+            doing,
+            exc,
         )
         record.last_error = outcome.text()
         self.set_state(record, R.FAILED, f"{self.label(node)} failed to {doing}: {outcome.text()}")
@@ -217,8 +302,7 @@ class Pass:
             wave = []
             for node in self.graph.topological_order():
                 record = self.records[node.logical_id]
-                due = record.next_check_at is None or record.next_check_at <= self.now
-                if not due or node.logical_id in looked_at:
+                if not self.due(record) or node.logical_id in looked_at:
                     continue
                 if record.state == R.CREATING or (
                     record.state == R.PENDING
@@ -233,12 +317,14 @@ class Pass:
                 if record.state == R.PENDING:
                     record.started_at = record.started_at or self.now
                 try:
-                    props = resolve(node.properties, self.records)
+                    props = node_properties(node, self.records, self.ctx)
                 except Unresolvable as exc:
                     props = exc
                 jobs.append((node, record.state, record.physical_id, record.waiting_reason, props))
             failed = False
-            for (node, *_), step in zip(jobs, _pool().map(self.aws_step, jobs), strict=True):
+            for (node, *_), step in zip(
+                jobs, self.run_in_threads(self.aws_step, jobs), strict=True
+            ):
                 looked_at.add(node.logical_id)
                 # Every step of the wave is recorded, failed or not: the others may have
                 # created resources that a rollback must know about.
@@ -335,7 +421,12 @@ class Pass:
             record.attributes = {**record.attributes, **result.attributes}
             record.ready_at = timezone.now()
             elapsed = (record.ready_at - (record.started_at or self.now)).total_seconds()
-            self.set_state(record, R.READY, f"{self.label(node)} is ready ({elapsed:.1f} s)")
+            self.set_state(
+                record,
+                R.READY,
+                f"{self.label(node)} is ready ({elapsed:.1f} s)",
+                elapsed=round(elapsed, 1),
+            )
             return False
         if isinstance(result, Failed):
             record.last_error = result.reason
@@ -353,78 +444,101 @@ class Pass:
     # --- destroy -------------------------------------------------------------------------------
 
     def destroy(self) -> bool:
-        """Delete nodes in reverse order; True when a node cannot be deleted."""
-        dependents: dict[str, list[str]] = {n.logical_id: [] for n in self.graph}
-        for node in self.graph:
-            for dep in node.depends_on:
-                dependents[dep].append(node.logical_id)
-        for node in reversed(self.graph.topological_order()):
-            record = self.records[node.logical_id]
-            if record.state == R.DELETED:
-                continue
-            if any(self.records[d].state != R.DELETED for d in dependents[node.logical_id]):
-                continue
-            due = record.next_check_at is None or record.next_check_at <= self.now
-            if not due:
-                continue
-            if record.state == R.DELETING:
-                if self.check_gone(node, record):
-                    return True
-            elif not self.over_budget() and self.start_delete(node, record):
+        """Delete nodes in reverse order, in waves of parallel AWS calls like :meth:`deploy`; True
+        when a node cannot be deleted.
+
+        A node is deleted once every node that depends on it is gone; a node being deleted is
+        looked at again when due. Nodes that are gone unlock the nodes they depended on within
+        the same pass, until the time budget is spent.
+        """
+        dependents = self.graph.dependents()
+        looked_at: set[str] = set()
+        while not self.over_budget():
+            jobs = []
+            for node in self.graph.reversed():
+                record = self.records[node.logical_id]
+                if record.state == R.DELETED or node.logical_id in looked_at:
+                    continue
+                if not self.due(record):
+                    continue
+                if any(self.records[d].state != R.DELETED for d in dependents[node.logical_id]):
+                    continue
+                if record.state != R.DELETING:
+                    record.delete_started_at = record.delete_started_at or self.now
+                    try:
+                        props = (
+                            None
+                            if node.meta.get("unplanned")
+                            else node_properties(node, self.records, self.ctx)
+                        )
+                    except Unresolvable:
+                        props = None  # a dependency never existed, so neither did this node
+                else:
+                    props = None
+                ids = record.attributes.get("_deleting") or (
+                    [record.physical_id] if record.physical_id else []
+                )
+                jobs.append((node, record.state, list(ids), props))
+            if not jobs:
+                return False
+            failed = False
+            for (node, *_), step in zip(
+                jobs, self.run_in_threads(self.delete_step, jobs), strict=True
+            ):
+                looked_at.add(node.logical_id)
+                failed = self.apply_delete(node, self.records[node.logical_id], step) or failed
+            if failed:
                 return True
         return False
 
-    def start_delete(self, node: ResourceNode, record: ResourceRecord) -> bool:
+    def delete_step(self, job: tuple) -> DeleteStep:
+        """The AWS half of a delete, run in a pool thread: find what exists (a create may have
+        taken effect without its answer being recorded: a worker killed mid-pass, a lost
+        response), delete it, then look whether it is gone."""
+        node, state, ids, props = job
         handler = handler_for(node.type)
-        record.delete_started_at = record.delete_started_at or self.now
+        step = DeleteStep(ids=list(ids))
         try:
-            ids = [record.physical_id] if record.physical_id else []
-            # A create may have taken effect without its answer being recorded (a worker killed
-            # mid-pass, a lost response): look by tags for every node that could exist.
-            try:
-                props = resolve(node.properties, self.records)
-            except Unresolvable:
-                props = None  # a dependency never existed, so neither did this node
-            if props is not None:
-                ids += [i for i in handler.find(self.ctx, node, props) if i not in ids]
-            if not ids:
-                record.deleted_at = self.now
-                self.set_state(
-                    record, R.DELETED, f"{self.label(node)} was never created; nothing to delete"
-                )
-                return False
-            for physical_id in ids:
-                handler.delete(self.ctx, node, physical_id)
-        except Exception as exc:  # noqa: BLE001
-            return self.handle_error(node, record, exc, "delete")
-        record.physical_id = ids[0]
-        record.attributes = {**record.attributes, "_deleting": ids}
-        record.next_check_at = self.now
-        self.set_state(record, R.DELETING, f"Deleting {self.label(node)}: {', '.join(ids)}")
-        return self.check_gone(node, record)
-
-    def check_gone(self, node: ResourceNode, record: ResourceRecord) -> bool:
-        handler = handler_for(node.type)
-        pending: list[str] = []
-        reason = ""
-        try:
-            for physical_id in record.attributes.get("_deleting") or [record.physical_id]:
+            if state != R.DELETING:
+                if props is not None:
+                    step.ids += [i for i in handler.find(self.ctx, node, props) if i not in ids]
+                for physical_id in step.ids:
+                    handler.delete(self.ctx, node, physical_id)
+                step.started = True
+            for physical_id in step.ids:
                 result = handler.check_gone(self.ctx, node, physical_id)
                 if isinstance(result, Pending):
-                    pending.append(physical_id)
-                    reason = result.reason
-        except Exception as exc:  # noqa: BLE001
-            return self.handle_error(node, record, exc, "delete")
-        if not pending:
+                    step.pending = result.reason
+        except Exception as exc:  # noqa: BLE001 - classified in apply_delete()
+            step.error = exc
+        return step
+
+    def apply_delete(self, node: ResourceNode, record: ResourceRecord, step: DeleteStep) -> bool:
+        """Record what a delete step saw; True when the node cannot be deleted."""
+        if step.error is not None:
+            return self.handle_error(node, record, step.error, "delete")
+        if step.started and not step.ids:
+            record.deleted_at = self.now
+            self.set_state(
+                record, R.DELETED, f"{self.label(node)} was never created; nothing to delete"
+            )
+            return False
+        if step.started:
+            record.physical_id = step.ids[0]
+            record.attributes = {**record.attributes, "_deleting": step.ids}
+            self.set_state(
+                record, R.DELETING, f"Deleting {self.label(node)}: {', '.join(step.ids)}"
+            )
+        if not step.pending:
             record.deleted_at = self.now
             record.attributes = {k: v for k, v in record.attributes.items() if k != "_deleting"}
             self.set_state(record, R.DELETED, f"{self.label(node)} is deleted")
             return False
         record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
-        if record.waiting_reason != reason:
-            record.waiting_reason = reason
+        if record.waiting_reason != step.pending:
+            record.waiting_reason = step.pending
             self.changed.add(record.logical_id)
-            self.event("waiting", f"{self.label(node)}: {reason}", record)
+            self.event("waiting", f"{self.label(node)}: {step.pending}", record)
         return False
 
     # --- scheduling ----------------------------------------------------------------------------
@@ -434,11 +548,33 @@ class Pass:
         due = [
             r.next_check_at for r in self.records.values() if r.state in states and r.next_check_at
         ]
-        if self.over_budget():
-            return 0.0
-        if not due:
+        if self.over_budget() or not due:
             return 0.0
         return max(0.0, (min(due) - timezone.now()).total_seconds())
+
+
+@dataclass(frozen=True)
+class Next:
+    """The next pass to enqueue: the task schedules it (the engine never enqueues)."""
+
+    deployment_id: int
+    token: str
+    delay: float
+
+
+def _lease_seconds() -> float:
+    return _setting("GANTRY_PASS_LEASE", 10.0)
+
+
+def _extend_lease(deployment_id: int, holder: str) -> None:
+    """Keep the lease while the pass waits for AWS (a short write of its own)."""
+    until = timezone.now() + timedelta(seconds=_lease_seconds())
+    try:
+        Deployment.objects.filter(pk=deployment_id, lease_holder=holder).update(
+            lease_until=until, next_run_at=until
+        )
+    except Exception:  # noqa: BLE001 - a lease not extended only lets the next pass in sooner
+        logger.warning("deployment %s: could not extend the pass lease", deployment_id)
 
 
 def _finish(dep: Deployment, status: str, reason: str, now: datetime) -> None:
@@ -448,9 +584,11 @@ def _finish(dep: Deployment, status: str, reason: str, now: datetime) -> None:
     events.append(dep, kind="status", message=reason, state=status)
 
 
-def deployment_advance(*, deployment_id: int, token: str) -> float | None:
-    """Run one reconciler pass. Returns the countdown for the next pass, or None when the
-    deployment is finished, locked by another worker, or this message is stale."""
+def _claim(
+    deployment_id: int, token: str
+) -> tuple[Deployment, dict[str, ResourceRecord], str] | Next | None:
+    """Step 1 of a pass: take the lease. None for a stale message or a finished deployment;
+    a :class:`Next` with a short countdown while another pass holds the lease."""
     with transaction.atomic():
         dep = (
             Deployment.objects.select_for_update(skip_locked=True, of=("self",))
@@ -461,9 +599,11 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
         if dep is None or dep.status not in Deployment.ACTIVE or dep.run_token != token:
             return None
         now = timezone.now()
-        records = {r.logical_id: r for r in dep.resources.select_for_update()}
-        p = Pass(dep, records, graph_for(dep), context_for(dep), now=now)
-
+        if dep.lease_holder and dep.lease_until and dep.lease_until > now:
+            # A pass started by an earlier message is still talking to AWS (a kick came in
+            # meanwhile): look again shortly rather than run beside it.
+            remaining = (dep.lease_until - now).total_seconds()
+            return Next(dep.pk, token, min(0.5, remaining))
         if dep.status == S.QUEUED:
             dep.status = S.DEPLOYING
             dep.started_at = now
@@ -472,11 +612,50 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
             dep.status = S.ROLLING_BACK
             dep.reason = "Cancelled on request; removing what was created."
             events.append(dep, kind="status", message=dep.reason, state=S.ROLLING_BACK)
+        holder = uuid.uuid4().hex
+        dep.lease_holder = holder
+        dep.lease_until = dep.next_run_at = now + timedelta(seconds=_lease_seconds())
+        dep.save(
+            update_fields=[
+                "status",
+                "reason",
+                "started_at",
+                "lease_holder",
+                "lease_until",
+                "next_run_at",
+                "last_event_seq",
+            ]
+        )
+        records = {r.logical_id: r for r in dep.resources.all()}
+    return dep, records, holder
 
+
+def _record(dep_id: int, token: str, holder: str, p: Pass, failed: bool) -> Next | None:
+    """Step 3 of a pass: write what it saw, decide the status, release the lease."""
+    records = p.records
+    with transaction.atomic():
+        dep = Deployment.objects.select_for_update().get(pk=dep_id)
+        if dep.lease_holder != holder:
+            # The lease expired while this pass waited for AWS and another pass took over: its
+            # view is newer. What this one created is found again by its tags.
+            logger.warning("deployment %s: pass lost its lease; dropping its results", dep_id)
+            return None
+        now = timezone.now()
+        for lid in p.changed:
+            records[lid].save(update_fields=RECORD_FIELDS)
+        for e in p.emitted:
+            events.append(
+                dep,
+                kind=e.kind,
+                message=e.message,
+                logical_id=e.logical_id,
+                state=e.state,
+                data=e.data,
+            )
         if dep.status == S.DEPLOYING:
-            if p.deploy():
-                failed = [r for r in records.values() if r.state == R.FAILED]
-                what = "; ".join(f"{r.logical_id}: {r.last_error}" for r in failed)
+            if failed:
+                failures = [r for r in records.values() if r.state == R.FAILED]
+                what = "; ".join(f"{r.logical_id}: {r.last_error}" for r in failures)
                 if dep.keep_on_failure:
                     _finish(
                         dep,
@@ -491,9 +670,8 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
                     events.append(dep, kind="status", message=dep.reason, state=S.ROLLING_BACK)
             elif all(r.state == R.READY for r in records.values()):
                 _finish(dep, S.SUCCEEDED, f"All {len(records)} resources are ready.", now)
-
-        if dep.status in (S.ROLLING_BACK, S.DESTROYING):
-            if p.destroy():
+        elif dep.status in (S.ROLLING_BACK, S.DESTROYING):
+            if failed:
                 # Only what failed to delete: a node that failed to create keeps its error
                 # until the walk in reverse reaches it.
                 stuck = [r for r in records.values() if r.state == R.FAILED and r.delete_started_at]
@@ -508,12 +686,10 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
                     _finish(
                         dep, S.ROLLED_BACK, dep.reason.replace("rolling back", "rolled back"), now
                     )
-
-        for lid in p.changed:
-            records[lid].save()
         if p.progressed:
             dep.last_progress_at = now
-        delay: float | None = None
+        dep.lease_holder, dep.lease_until = "", None
+        nxt: Next | None = None
         if dep.status in Deployment.ACTIVE:
             states = (
                 (R.PENDING, R.CREATING)
@@ -521,11 +697,45 @@ def deployment_advance(*, deployment_id: int, token: str) -> float | None:
                 else (R.PENDING, R.CREATING, R.READY, R.FAILED, R.DELETING)
             )
             delay = p.next_delay(states)
-            dep.run_token = uuid.uuid4().hex
             dep.next_run_at = now + timedelta(seconds=delay)
-        dep.save()
-        if delay is not None:
-            from deployer.tasks import schedule
+            if dep.run_token == token:
+                dep.run_token = uuid.uuid4().hex
+                nxt = Next(dep.pk, dep.run_token, delay)
+            # Otherwise a service kicked the deployment while this pass ran: the message it
+            # enqueued is waiting for this lease to end and runs the next pass.
+        dep.save(
+            update_fields=[
+                "status",
+                "reason",
+                "finished_at",
+                "last_progress_at",
+                "lease_holder",
+                "lease_until",
+                "next_run_at",
+                "run_token",
+                "last_event_seq",
+            ]
+        )
+    return nxt
 
-            schedule(dep.pk, dep.run_token, delay)
-        return delay
+
+def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
+    """Run one reconciler pass. Returns the next pass to enqueue, or None when the deployment
+    is finished, its row is locked by another worker's short step, or this message is stale."""
+    claimed = _claim(deployment_id, token)
+    if not isinstance(claimed, tuple):
+        return claimed
+    dep, records, holder = claimed
+    p = Pass(
+        dep,
+        records,
+        deployment_graph(dep),
+        context_for(dep),
+        keepalive=lambda: _extend_lease(dep.pk, holder),
+    )
+    failed = False
+    if dep.status == S.DEPLOYING:
+        failed = p.deploy()
+    elif dep.status in (S.ROLLING_BACK, S.DESTROYING):
+        failed = p.destroy()
+    return _record(dep.pk, token, holder, p, failed)

@@ -7,12 +7,45 @@ append-only, numbered log that the page streams. Nothing here talks to AWS.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from designer.models import Design
 from teams.models import Team
+
+
+def new_identity() -> str:
+    """A deployment's identity: random, so unique across installations and never reused (a
+    database sequence restarts at 1 in every installation and after a re-created database)."""
+    return str(uuid.uuid4())
+
+
+class Installation(models.Model):
+    """This Gantry installation: one row, made once (``Installation.current()``).
+
+    Its id is the value of the ``gantry:installation`` tag on every resource Gantry creates,
+    so resources of another installation sharing the AWS account are never taken for ours,
+    and ``manage.py orphans`` can list what this installation left behind.
+    """
+
+    key = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    installation_id = models.CharField(max_length=64, unique=True, default=new_identity)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(key=1), name="installation_single_row")]
+
+    def __str__(self) -> str:
+        return self.installation_id
+
+    @classmethod
+    def current(cls) -> Installation:
+        """The row, created on first use (the database enforces one)."""
+        installation, _ = cls.objects.get_or_create(key=1)
+        return installation
 
 
 class Target(models.Model):
@@ -95,6 +128,21 @@ class Deployment(models.Model):
     #: duplicated message finds another token and does nothing.
     run_token = models.CharField(max_length=32, blank=True)
     last_event_seq = models.PositiveIntegerField(default=0)
+    #: A pass holds the deployment while it talks to AWS (outside any transaction): another
+    #: message for it waits until ``lease_until``, which the running pass keeps extending; a
+    #: pass killed with its worker stops extending it, so the next one takes over soon after.
+    lease_holder = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    #: The value of the ``gantry:deployment`` tag on every resource of this deployment (see
+    #: :func:`new_identity`). Deployments made before identities were random keep ``gd-<id>``.
+    identity = models.CharField(max_length=64, unique=True, default=new_identity, editable=False)
+    #: The installation whose ``gantry:installation`` tag its resources carry (empty for the
+    #: deployments made before installations were tagged).
+    installation = models.CharField(max_length=64, blank=True, editable=False)
+    #: The resource graph this deployment builds, stored when it starts (``ResourceGraph
+    #: .to_document()``): the engine, the pages and the API read it and never re-plan, so a
+    #: newer planner or a tightened validation rule never breaks a live or an old deployment.
+    graph = models.JSONField(default=dict, editable=False)
     #: The API's ``Idempotency-Key``: a retried request with the same key from the same user
     #: returns this deployment instead of starting another.
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
@@ -121,11 +169,26 @@ class Deployment(models.Model):
     @property
     def tag(self) -> str:
         """The value of the ``gantry:deployment`` tag on every resource of this deployment."""
-        return f"gd-{self.pk}"
+        return self.identity
+
+    @property
+    def legacy_identity(self) -> bool:
+        """Made before identities were random: its resources carry ``gantry:deployment=gd-<id>``
+        and no ``gantry:installation`` tag, and keep the names they were created with."""
+        return self.identity.startswith(LEGACY_PREFIX)
+
+    @property
+    def name_suffix(self) -> str:
+        """The short part of the identity that names AWS makes unique per account carry."""
+        return "" if self.legacy_identity else self.identity.replace("-", "")[:8]
 
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+#: Identities of deployments made before identities were random.
+LEGACY_PREFIX = "gd-"
 
 
 class ResourceRecord(models.Model):

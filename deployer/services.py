@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from audit.services import A, audit_record
 from deployer import events
-from deployer.models import Deployment, ResourceRecord, Target
+from deployer.graphs import deployment_graph, graph_document
+from deployer.models import Deployment, Installation, ResourceRecord, Target
 from designer.models import Design
-from designer.plan import plan
 from designer.regions import REGION_AZ_LETTERS
 from designer.services import SpecInvalid
 from designer.spec import validate_spec
@@ -94,7 +94,7 @@ def deployment_start(
     result = validate_spec(design.spec)
     if result.spec is None:
         raise SpecInvalid(result.errors)
-    graph = plan(result.spec)
+    installation = Installation.current().installation_id
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(
@@ -102,6 +102,8 @@ def deployment_start(
                 design=design,
                 design_version=design.version,
                 spec=result.spec.to_json(),
+                graph=graph_document(result.spec),
+                installation=installation,
                 target=target,
                 requested_by=user,
                 keep_on_failure=keep_on_failure,
@@ -121,6 +123,21 @@ def deployment_start(
                     "keep_on_failure": keep_on_failure,
                 },
             )
+            graph = deployment_graph(deployment)
+            ResourceRecord.objects.bulk_create(
+                ResourceRecord(
+                    deployment=deployment, logical_id=node.logical_id, type=node.type, position=i
+                )
+                for i, node in enumerate(graph.topological_order())
+            )
+            events.append(
+                deployment,
+                kind="status",
+                message=f"{user} requested a deployment of {design.name} v{design.version} "
+                f"to {target.name} ({len(graph)} resources)",
+                state=S.QUEUED,
+            )
+            deployment_kick(deployment)
     except IntegrityError:
         if idempotency_key:
             earlier = Deployment.objects.filter(
@@ -132,20 +149,6 @@ def deployment_start(
         if active is None:
             raise
         raise DeploymentConflict(active) from None
-    ResourceRecord.objects.bulk_create(
-        ResourceRecord(
-            deployment=deployment, logical_id=node.logical_id, type=node.type, position=i
-        )
-        for i, node in enumerate(graph.topological_order())
-    )
-    events.append(
-        deployment,
-        kind="status",
-        message=f"{user} requested a deployment of {design.name} v{design.version} "
-        f"to {target.name} ({len(graph)} resources)",
-        state=S.QUEUED,
-    )
-    deployment_kick(deployment)
     return deployment
 
 
