@@ -35,6 +35,8 @@ class AuditEntry(models.Model):
         DEPLOYMENT_REQUESTED = "deployment.requested", "Deployment requested"
         DEPLOYMENT_CANCELLED = "deployment.cancelled", "Deployment cancelled"
         DEPLOYMENT_DESTROYED = "deployment.destroy_requested", "Destroy requested"
+        DEPLOYMENT_UPDATE_REQUESTED = "deployment.update_requested", "Update requested"
+        DEPLOYMENT_DRIFTED = "deployment.drifted", "Drift found"
         ORPHANS_DELETED = "orphans.deleted", "Orphaned resources deleted"
         TARGET_CREATED = "target.created", "Target created"
         TARGET_UPDATED = "target.updated", "Target changed"

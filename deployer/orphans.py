@@ -20,10 +20,10 @@ from datetime import timedelta
 from django.utils import timezone
 
 from deployer.aws import client_factory
-from deployer.engine import Pass
 from deployer.inventory import Tagged, children_of, installation_resources
 from deployer.models import Deployment, Installation, ResourceRecord, Target
 from deployer.resources.base import AwsContext
+from deployer.walker import Walk
 from designer.graph import ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import DEFAULT_SPEC, validate_spec
@@ -220,30 +220,33 @@ def orphans_delete(
         ctx = account.context(identity=identity, installation=installation)
         items = items + [child for item in items for child in children_of(ctx, item)]
         graph = removal_graph(items)
-        records = {
-            item.physical_id: ResourceRecord(
-                logical_id=item.physical_id,
-                type=item.type,
+        records = [
+            ResourceRecord(
+                logical_id=node.logical_id,
+                type=node.type,
                 state=R.READY,
-                physical_id=item.physical_id,
+                physical_id=node.logical_id,
+                node=node.to_json(),
+                action=ResourceRecord.Action.DELETE,
+                settled=False,
             )
-            for item in items
-        }
+            for node in graph.topological_order()
+        ]
         deadline = timezone.now() + timedelta(seconds=timeout)
         while True:
-            walk = Pass(None, records, graph, ctx)
-            failed = walk.destroy()
+            walk = Walk(None, records, ctx)
+            failed = walk.run()
             for event in walk.emitted:
                 on_event(event.message)
-            if failed or all(r.state == R.DELETED for r in records.values()):
+            if failed or walk.done():
                 break
             if timezone.now() > deadline:
                 on_event(f"gave up after {timeout:.0f} s")
                 break
-            wait(max(0.2, walk.next_delay((R.READY, R.FAILED, R.DELETING))))
+            wait(max(0.2, walk.next_delay()))
         stuck += [
             f"{r.type} {r.physical_id}: {r.last_error or r.waiting_reason or r.state}"
-            for r in records.values()
+            for r in records
             if r.state != R.DELETED
         ]
     return stuck

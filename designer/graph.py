@@ -32,6 +32,17 @@ class ResourceNode:
     depends_on: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ResourceNode:
+        """The inverse of :meth:`to_json`: Refs come back as :class:`Ref`."""
+        return cls(
+            logical_id=item["logical_id"],
+            type=item["type"],
+            properties=_from_jsonable(item.get("properties") or {}),
+            depends_on=list(item.get("depends_on") or []),
+            meta=_from_jsonable(item.get("meta") or {}),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "logical_id": self.logical_id,
@@ -120,15 +131,7 @@ class ResourceGraph:
         """The inverse of :meth:`to_json`: Refs come back as :class:`Ref`."""
         graph = cls()
         for item in nodes:
-            graph.add(
-                ResourceNode(
-                    logical_id=item["logical_id"],
-                    type=item["type"],
-                    properties=_from_jsonable(item.get("properties") or {}),
-                    depends_on=list(item.get("depends_on") or []),
-                    meta=_from_jsonable(item.get("meta") or {}),
-                )
-            )
+            graph.add(ResourceNode.from_json(item))
         graph.topological_order()  # a stored graph that is not a DAG is refused here
         return graph
 

@@ -15,10 +15,10 @@ import boto3
 from django.db import connection
 
 from deployer import events
-from deployer.engine import node_properties
 from deployer.models import Deployment
 from deployer.resources import handler_for
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
+from deployer.walker import node_properties
 from designer.graph import ResourceGraph, ResourceNode
 
 

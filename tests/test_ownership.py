@@ -42,7 +42,8 @@ def test_every_deployment_has_a_random_identity_and_the_installation(db, team, m
     design = design_create(team=team, user=member, spec_data=DEFAULT_SPEC)
     target = services.target_sandbox_ensure(team=team)
     first = services.deployment_start(design=design, target=target, user=member)
-    Deployment.objects.filter(pk=first.pk).update(status="succeeded")
+    # Once the first is destroyed, the design's next deployment is a new one.
+    Deployment.objects.filter(pk=first.pk).update(status="destroyed")
     second = services.deployment_start(design=design, target=target, user=member)
     assert first.identity != second.identity
     for deployment in (first, second):
@@ -183,13 +184,19 @@ def test_an_older_gantrys_deployment_with_a_different_graph_deploys_shows_and_de
             meta={"label": "SG-Audit", "name": "lambda-private-api-audit-security-group"},
         )
     )
+    # Its rows as the upgrade left them (migrations 0003 and 0005): each record knows its node.
     deployment.resources.filter(logical_id="LambdaHttpsEgress").delete()
     ResourceRecord.objects.create(
         deployment=deployment,
         logical_id="AuditSecurityGroup",
         type="AWS::EC2::SecurityGroup",
         position=99,
+        action="create",
+        settled=False,
     )
+    for record in deployment.resources.all():
+        record.node = graph[record.logical_id].to_json()
+        record.save(update_fields=["node"])
     Deployment.objects.filter(pk=deployment.pk).update(
         graph=graph.to_document(), identity=f"gd-{deployment.pk}", installation=""
     )

@@ -26,6 +26,27 @@ Contract
   success. May raise :class:`RetryLater` (e.g. ``DependencyViolation``: "subnet still has network
   interfaces of the deleted Lambda; AWS releases them within ~20 minutes").
 - ``check_gone(ctx, node, physical_id)`` returns :class:`Gone` or :class:`Pending`.
+- ``read(ctx, node, physical_id)`` returns the live properties under CloudFormation names, in
+  the shapes of the resolved properties the handler is given (ids where the plan has Refs), for
+  every property the plan sets on the type that AWS reports back (not write-only ones such as
+  a secret's ``GenerateSecretString``), ``Tags`` as AWS's list; ``None`` when AWS does not know
+  the resource or it is being deleted. ``deployer.drift.compare`` compares it with what was
+  applied. Security groups also return ``Rules`` and route tables ``Routes``: every rule or
+  non-local route AWS has on them, as the canonical strings of ``_rules.rule_text`` /
+  ``route.route_text``, so what was added by hand is seen.
+- ``update(ctx, node, physical_id, before, after)`` changes in place what differs between
+  ``before`` (what Gantry believes is applied: the last applied properties, ``{}`` for a
+  resource just adopted, or what a drift check read) and ``after`` (the target, resolved), for
+  the properties AWS can change in place, and returns without waiting (``check_ready`` is
+  called until Ready). It converges whatever ``before`` says (a wrong ``before`` costs calls,
+  never correctness), and raises :class:`CannotUpdate` for a difference it cannot make in place
+  (the change set replaces such a resource). Tags: the planned ones set, keys that ``before``
+  had and ``after`` does not removed; the gantry tags never removed. ``Rules``/``Routes`` in
+  ``after`` are what may stay: the others in ``before`` are revoked or deleted (planned ones
+  are created by their own nodes).
+- ``create`` leaves the resource as its properties say (attributes, policies, retention, the
+  default egress rule revoked...), typically by calling ``update(..., {}, props)`` for what the
+  create call cannot set; ``check_ready`` only looks and never changes anything.
 
 Physical ids follow CloudFormation's ``Ref`` for the type (a role's *name*, a secret's *ARN*, a
 load balancer's *ARN*, a subnet's id...), so a resolved Ref is just the physical id. Untaggable
@@ -48,8 +69,11 @@ from designer.graph import ResourceNode
 TAG_DEPLOYMENT = "gantry:deployment"
 TAG_INSTALLATION = "gantry:installation"
 TAG_LOGICAL_ID = "gantry:logical-id"
+#: On a replacement (a node's next resource, made while its predecessor still exists): which
+#: one it is. The first resource of a node carries none, as before replacements existed.
+TAG_GENERATION = "gantry:generation"
 #: The tag keys Gantry owns on every resource (a spec tag may not use them).
-GANTRY_TAGS = (TAG_DEPLOYMENT, TAG_INSTALLATION, TAG_LOGICAL_ID)
+GANTRY_TAGS = (TAG_DEPLOYMENT, TAG_INSTALLATION, TAG_LOGICAL_ID, TAG_GENERATION)
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,10 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+class CannotUpdate(Exception):
+    """A difference AWS cannot make in place (the change set should have replaced it)."""
+
+
 class Clients(Protocol):
     def __call__(self, service: str) -> Any: ...
 
@@ -98,6 +126,11 @@ def fit_name(base: str, suffix: str, max_len: int) -> str:
     never the suffix that makes the name unique."""
     room = max_len - len(suffix) - 1
     return f"{base[:room].rstrip('-/')}-{suffix}"
+
+
+def generation_of(node: ResourceNode) -> int:
+    """Which resource of the node this is: 0 for the first, one more for each replacement."""
+    return int(node.meta.get("generation") or 0)
 
 
 @dataclass
@@ -129,6 +162,8 @@ class AwsContext:
         if self.installation:
             tags[TAG_INSTALLATION] = self.installation
         tags[TAG_LOGICAL_ID] = node.logical_id
+        if generation_of(node):
+            tags[TAG_GENERATION] = str(generation_of(node))
         return [{"Key": k, "Value": v} for k, v in tags.items()]
 
     def tag_dict(self, node: ResourceNode) -> dict[str, str]:
@@ -145,6 +180,8 @@ class AwsContext:
             return False
         if found.get(TAG_LOGICAL_ID) != node.logical_id:
             return False
+        if found.get(TAG_GENERATION, "0") != str(generation_of(node)):
+            return False  # the node's predecessor or successor, not this resource
         if self.installation:
             return found.get(TAG_INSTALLATION) == self.installation
         # A deployment made before installations were tagged: its resources carry none.
@@ -173,7 +210,7 @@ class AwsContext:
         """A stable idempotency token (<= 64 chars) for APIs that take ClientToken: one per
         deployment, node and generation (a replaced resource is a new one)."""
         key = f"{self.deployment_tag}/{node.logical_id}"
-        generation = int(node.meta.get("generation") or 0)
+        generation = generation_of(node)
         if generation:
             key += f"/{generation}"
         digest = hashlib.sha256(key.encode()).hexdigest()
@@ -183,7 +220,7 @@ class AwsContext:
         """The short, unique part of this node's generated names: the deployment's own for
         the first resource of a node, another one for each replacement (its predecessor
         still holds the first name while the new one is created)."""
-        generation = int(node.meta.get("generation") or 0)
+        generation = generation_of(node)
         if not generation:
             return self.name_suffix
         key = f"{self.deployment_tag}/{node.logical_id}/{generation}"
@@ -233,6 +270,19 @@ class ResourceHandler(Protocol):
     def check_gone(
         self, ctx: AwsContext, node: ResourceNode, physical_id: str
     ) -> Gone | Pending: ...
+
+    def read(
+        self, ctx: AwsContext, node: ResourceNode, physical_id: str
+    ) -> dict[str, Any] | None: ...
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None: ...
 
 
 #: The attributes other nodes reference (Ref(..., attr) in the plan), per type: check_ready must
