@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "designer",
     "deployer",
     "audit",
+    "pages",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -89,6 +90,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Formatting for people (durations, money, local times) in every app's templates.
+            "libraries": {"human": "gantry.human"},
         },
     },
 ]
