@@ -114,7 +114,8 @@ def row_words(field: str, index: int) -> str:
 def choice_words(field: str, value: str) -> str:
     """A choice as the page shows it: ``NAT: one gateway``."""
     short, titles = _CHOICE[field]
-    return f"{short}: {titles.get(value, value).lower()}"
+    title = titles.get(value, value)
+    return f"{short}: {title[:1].lower()}{title[1:]}"
 
 
 def _chars(bad: tuple[str, ...]) -> str:

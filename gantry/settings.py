@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: Gantry's own 404 and 500 pages, also with DEBUG on (pages/errors.py).
+    "pages.errors.ErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "gantry.urls"

@@ -22,5 +22,5 @@ urlpatterns = [
 
 handler400 = "api.errors.handler400"
 handler403 = "api.errors.handler403"
-handler404 = "api.errors.handler404"
-handler500 = "api.errors.handler500"
+handler404 = "gantry.errors.handler404"
+handler500 = "gantry.errors.handler500"

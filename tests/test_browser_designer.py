@@ -139,7 +139,7 @@ def test_a_design_is_made_and_saved_with_the_keyboard_alone(new_page, make_user,
     stops += tab_to(page, "input[name='nat']")
     assert focus_state(page)["name"] == "nat"
     keys.press("ArrowUp")
-    assert page.get_by_role("radio", name=re.compile("^No NAT")).is_checked()
+    assert page.get_by_role("radio", name=re.compile("^None no internet")).is_checked()
 
     # The cost assumptions open with Space.
     stops += tab_to(page, "details.assumptions summary")

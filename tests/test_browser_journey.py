@@ -156,7 +156,7 @@ def test_a_new_user_designs_deploys_follows_and_destroys(
     assert page.locator("#id_lambda_subnet_cidrs_0").input_value() == "10.0.1.0/24"
     assert page.locator("#id_api_subnet_cidrs_0").input_value() == "10.0.2.0/24"
     assert page.get_by_label("API port").input_value() == "443"
-    assert page.get_by_role("radio", name=re.compile("^One NAT gateway")).is_checked()
+    assert page.get_by_role("radio", name=re.compile("^One gateway internet")).is_checked()
     preview_up_to_date(page)
     drawn = diagram_texts(page)
     for label in (
@@ -215,7 +215,7 @@ def test_a_new_user_designs_deploys_follows_and_destroys(
     assert with_nat > cost_before  # the Secrets Manager endpoint now spans two AZs
 
     # No NAT: the cheaper design, and no NAT gateway in the picture.
-    page.get_by_role("radio", name=re.compile("^No NAT")).check()
+    page.get_by_role("radio", name=re.compile("^None no internet")).check()
     page.wait_for_function(
         f"parseFloat(document.querySelector('[data-cost-total]').textContent) < {with_nat}"
     )
