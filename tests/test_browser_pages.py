@@ -69,6 +69,20 @@ def play(deployment, *, status=None, records=None, event=None):
         dep.save()
 
 
+def play_state(deployment, logical_id: str, state: str, **fields) -> None:
+    """A pass that moves one resource to ``state`` and says so."""
+    play(
+        deployment,
+        records={logical_id: {"state": state, **fields}},
+        event={
+            "kind": "resource",
+            "message": f"{logical_id}: {state}",
+            "logical_id": logical_id,
+            "state": state,
+        },
+    )
+
+
 # --- the diagram --------------------------------------------------------------------------
 
 
@@ -260,19 +274,9 @@ def test_badges_never_contradict_the_text_during_a_destroy(new_page, make_user, 
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
     # Its deletion goes on, then others: each badge follows, in the table and the diagram.
-    play(
-        deployment,
-        records={"LambdaFunction": {"state": "deleting", "delete_started_at": timezone.now()}},
-        event={
-            "kind": "resource",
-            "message": "Deleting LambdaFunction",
-            "logical_id": "LambdaFunction",
-            "state": "deleting",
-        },
-    )
-    expect(page.locator('tr[data-logical-id="LambdaFunction"] .state-badge')).to_have_text(
-        "Deleting"
-    )
+    badge = page.locator('tr[data-logical-id="LambdaFunction"] .state-badge')
+    play_state(deployment, "LambdaFunction", "deleting", delete_started_at=timezone.now())
+    expect(badge).to_have_text("Deleting")
     # The diagram draws the most urgent state of what a node stands for: deleting, here.
     page.wait_for_function(
         "() => [...document.querySelectorAll('#deploy-diagram g.node')].some(g => "
@@ -285,19 +289,8 @@ def test_badges_never_contradict_the_text_during_a_destroy(new_page, make_user, 
             .flatMap(g => [...g.querySelectorAll('text')].map(t => t.getAttribute('fill')))"""
     )
     assert BY_KEY["deleting"].colour.lower() in {f.lower() for f in fills if f}
-    play(
-        deployment,
-        records={"LambdaFunction": {"state": "deleted", "deleted_at": timezone.now()}},
-        event={
-            "kind": "resource",
-            "message": "LambdaFunction is deleted",
-            "logical_id": "LambdaFunction",
-            "state": "deleted",
-        },
-    )
-    expect(page.locator('tr[data-logical-id="LambdaFunction"] .state-badge')).to_have_text(
-        "Deleted"
-    )
+    play_state(deployment, "LambdaFunction", "deleted", deleted_at=timezone.now())
+    expect(badge).to_have_text("Deleted")
     # Each badge wears its own colours, and the diagram draws the same state in the same colour.
     colours = page.evaluate(
         """() => [...document.querySelectorAll('#resources .state-badge')].map(b => [b.dataset.state,
@@ -339,22 +332,13 @@ def test_after_a_reload_the_page_says_what_it_said_live(new_page, make_user, tea
     # One pass created the VPC and saw it ready: its events share that pass's time, but its
     # record says how long AWS took.
     now = timezone.now()
-    play(
+    play_state(
         deployment,
-        records={
-            "Vpc": {
-                "state": "ready",
-                "physical_id": "vpc-1",
-                "started_at": now - timedelta(seconds=92),
-                "ready_at": now,
-            }
-        },
-        event={
-            "kind": "resource",
-            "message": "VPC is ready",
-            "logical_id": "Vpc",
-            "state": "ready",
-        },
+        "Vpc",
+        "ready",
+        physical_id="vpc-1",
+        started_at=now - timedelta(seconds=92),
+        ready_at=now,
     )
     vpc = page.locator('#resources tr[data-logical-id="Vpc"]')
     expect(vpc.locator(".state-badge")).to_have_text("Ready")
