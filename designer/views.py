@@ -19,6 +19,7 @@ from designer.forms import assumptions_from_form, spec_from_form
 from designer.plan import plan
 from designer.preview import design_preview
 from designer.spec import validate_spec
+from designer.wording import page_issues
 from gantry import strict_json
 
 
@@ -89,7 +90,7 @@ def diagram_download(request: HttpRequest) -> HttpResponse:
     spec, problems = spec_from_form(request.POST)
     result = validate_spec(spec)
     if problems or not result.valid or result.spec is None:
-        lines = [f"{i.field}: {i.message}" for i in [*problems, *result.errors]]
+        lines = [f"{i['label']}: {i['message']}" for i in page_issues([*problems, *result.errors])]
         return HttpResponse(
             "This design has errors; fix them and download again.\n\n" + "\n".join(lines),
             status=400,

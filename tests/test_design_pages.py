@@ -215,7 +215,7 @@ def test_download_diagram_of_the_current_form(member_client):
     svg = member_client.post(url, form_data(DEFAULT_SPEC, format="svg"))
     assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
     bad = member_client.post(url, form_data({**DEFAULT_SPEC, "vpc_cidr": "nope"}, format="png"))
-    assert bad.status_code == 400 and b"vpc_cidr" in bad.content
+    assert bad.status_code == 400 and b"VPC CIDR: 'nope' is not an IPv4 CIDR" in bad.content
 
 
 def test_saved_design_diagram_download(member_client, team, member):
