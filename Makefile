@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean vendor
 
 $(STAMP): pyproject.toml
 	scripts/system-deps.sh
@@ -36,6 +36,17 @@ bench: install
 	$(BIN)/python bench/preview_bench.py
 	$(BIN)/python bench/event_latency_bench.py
 	$(BIN)/python bench/deploy_bench.py
+
+## The browser libraries served from static/vendor/ (never a CDN): installed from npm at the
+## versions package-lock.json pins, and each built file copied with its licence. The copies are
+## committed, so `make run` and `make test` need no npm; run this after changing package.json.
+VENDOR := static/vendor
+vendor:
+	npm ci --ignore-scripts --no-audit --no-fund
+	install -d $(VENDOR)/svg-pan-zoom
+	install -m 644 node_modules/svg-pan-zoom/dist/svg-pan-zoom.min.js $(VENDOR)/svg-pan-zoom/
+	install -m 644 node_modules/svg-pan-zoom/LICENSE $(VENDOR)/svg-pan-zoom/LICENSE
+	rm -rf node_modules
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis staticfiles .run

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from deployer import events, runs
 from deployer.aws import client_factory
-from deployer.constants import ROLLING_BACK, ResourceState, RunStatus
+from deployer.constants import ROLLING_BACK, UPDATABLE, ResourceState, RunStatus
 from deployer.models import Deployment, Run
 from deployer.resources.base import AwsContext
 from deployer.walker import Walk
@@ -118,7 +118,9 @@ def _finish(
     dep.status = status
     dep.reason = reason
     dep.finished_at = now
-    dep.graph = runs.applied_graph(records).to_document()
+    if status in UPDATABLE:
+        # What is live now. A stack destroyed (or being destroyed) keeps the graph it had.
+        dep.graph = runs.applied_graph(records).to_document()
     run = dep.current_run
     if run is not None:
         run.status, run.reason, run.finished_at = run_status, reason, now

@@ -46,7 +46,13 @@ def with_progress_counts(deployments: QuerySet[Deployment]) -> QuerySet[Deployme
 
 
 def deployment_progress(deployment: Deployment) -> dict:
-    """A snapshot for the page and the CLI: counts, percent done, every resource's state."""
+    """A snapshot for the page and the CLI: counts, percent done, every resource's state.
+
+    ``last_event_seq`` is the deployment's as it was read before the resources, so the
+    resources are at least that recent: a page that has seen later events knows this snapshot
+    may be older than what it shows. ``next_check_at`` is when the reconciler looks at a
+    waiting resource again (the page counts down to it).
+    """
     records = list(deployment.resources.all())
     done_state = progress_done_state(deployment.status)
     done = sum(1 for r in records if r.state == done_state)
@@ -70,6 +76,7 @@ def deployment_progress(deployment: Deployment) -> dict:
                 "attempts": r.attempts,
                 "last_error": r.last_error,
                 "waiting_reason": r.waiting_reason,
+                "next_check_at": r.next_check_at.isoformat() if r.next_check_at else None,
                 "started_at": r.started_at.isoformat() if r.started_at else None,
                 "ready_at": r.ready_at.isoformat() if r.ready_at else None,
                 "delete_started_at": (

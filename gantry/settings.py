@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "designer",
     "deployer",
     "audit",
+    "pages",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -72,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: Gantry's own 404 and 500 pages, also with DEBUG on (pages/errors.py).
+    "pages.errors.ErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "gantry.urls"
@@ -89,6 +92,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Formatting for people (durations, money, local times) in every app's templates.
+            "libraries": {"human": "gantry.human"},
         },
     },
 ]

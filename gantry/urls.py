@@ -4,14 +4,16 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from api import pages as api_pages
+from pages import urls as pages_urls
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="designer:design_list", permanent=False)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("designs/", include("designer.urls")),
-    path("deployments/", include("deployer.urls")),
-    path("teams/", include("teams.urls")),
+    # Each app's pages plus the page layer's, which compose several apps (pages/urls.py).
+    path("designs/", include(pages_urls.designer_patterns)),
+    path("deployments/", include(pages_urls.deployer_patterns)),
+    path("teams/", include(pages_urls.teams_patterns)),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("account/tokens/", api_pages.token_list, name="api_tokens"),
@@ -20,5 +22,5 @@ urlpatterns = [
 
 handler400 = "api.errors.handler400"
 handler403 = "api.errors.handler403"
-handler404 = "api.errors.handler404"
-handler500 = "api.errors.handler500"
+handler404 = "gantry.errors.handler404"
+handler500 = "gantry.errors.handler500"

@@ -434,18 +434,20 @@ def static_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def web_server(worker_env, static_root) -> Iterator[str]:
+def web_server(request, worker_env, static_root) -> Iterator[str]:
     """Gantry served as in production: uvicorn running gantry.asgi:application in its own
     process on a free port, with DEBUG off, against the test database, the test's Redis,
-    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback."""
+    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback.
+    A test marked ``debug_server`` gets it with DEBUG on, as ``make run`` serves it."""
     import uuid
 
     import requests
 
+    debug = request.node.get_closest_marker("debug_server") is not None
     port = _free_port()
     env = {
         **worker_env["env"],
-        "DEBUG": "0",
+        "DEBUG": "1" if debug else "0",
         "SECRET_KEY": uuid.uuid4().hex * 2,
         "SECURE_SSL_REDIRECT": "0",
         "SECURE_COOKIES": "0",
@@ -525,13 +527,15 @@ def browser():
 @pytest.fixture
 def new_page(browser, web_server):
     """Open pages on the served app: ``new_page()`` gives a page in a fresh browser context
-    (its own cookies: its own user); ``new_page(context=page.context)`` another tab of it."""
+    (its own cookies: its own user); ``new_page(context=page.context)`` another tab of it.
+    ``width``/``height`` size the window; ``timezone_id`` (``"Asia/Kolkata"``) is the viewer's
+    time zone, UTC by default."""
     contexts = []
 
-    def make(context=None):
+    def make(context=None, *, width: int = 1500, height: int = 1100, **options):
         if context is None:
             context = browser.new_context(
-                viewport={"width": 1500, "height": 1100}, base_url=web_server
+                viewport={"width": width, "height": height}, base_url=web_server, **options
             )
             contexts.append(context)
         page = context.new_page()
