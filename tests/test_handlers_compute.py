@@ -31,7 +31,6 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import artifacts
 from deployer.resources import handler_for
 from deployer.resources._compute import derived_token, request_token, resolve_image_id
 from deployer.resources.base import (
@@ -48,10 +47,11 @@ from deployer.resources.certificate import self_signed_pem
 from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import DEFAULT_SPEC, validate_spec
+from workload import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
-API_SERVER = REPO / "deployer" / "userdata" / "api_server.py"
-PREPARE_SH = REPO / "deployer" / "userdata" / "prepare.sh"
+API_SERVER = REPO / "workload" / "userdata" / "api_server.py"
+PREPARE_SH = REPO / "workload" / "userdata" / "prepare.sh"
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -246,6 +246,36 @@ def test_user_data_renders_a_valid_script_without_the_credential():
             artifacts.render_user_data(**{**kwargs, **bad})
 
 
+def fn_sub(text: str, variables: dict[str, str]) -> str:
+    """CloudFormation's ``Fn::Sub`` of ``text``: ``${Name}`` replaced, ``${!x}`` kept as
+    ``${x}`` (its documented escape)."""
+
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        return "${" + name[1:] + "}" if name.startswith("!") else variables[name]
+
+    return re.sub(r"\$\{([^}]*)\}", one, text)
+
+
+@pytest.mark.parametrize("anonymous_liveness", [True, False])
+def test_user_data_for_a_template_is_the_deployers_once_cloudformation_substitutes(
+    anonymous_liveness,
+):
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gantry/x/api-credential-AbCdEf"
+    template = artifacts.user_data_for_sub(
+        secret_variable="ApiSecret", api_port=8443, anonymous_liveness=anonymous_liveness
+    )
+    assert "${ApiSecret}" in template and "${AWS::Region}" in template
+    resolved = fn_sub(template, {"ApiSecret": arn, "AWS::Region": "eu-west-1"})
+    assert resolved == artifacts.render_user_data(
+        secret_arn=arn, region="eu-west-1", api_port=8443, anonymous_liveness=anonymous_liveness
+    )
+    with pytest.raises(ValueError):
+        artifacts.user_data_for_sub(
+            secret_variable="Api}Secret", api_port=443, anonymous_liveness=False
+        )
+
+
 # -- the two programs, for real -----------------------------------------------------------------
 
 
@@ -271,7 +301,7 @@ def _amazon_linux_python() -> str:
 
 @pytest.fixture
 def api_server(tmp_path):
-    """Start deployer/userdata/api_server.py (under Python 3.9, Amazon Linux 2023's python3,
+    """Start workload/userdata/api_server.py (under Python 3.9, Amazon Linux 2023's python3,
     when this machine has one) with a self-signed certificate and a credential file."""
     cert, key = self_signed_pem("localhost", ["localhost"])
     (tmp_path / "cert.pem").write_bytes(cert)
@@ -347,7 +377,7 @@ def test_api_server_behind_an_alb_answers_the_health_checker_without_credential(
 @pytest.fixture
 def lambda_module(monkeypatch, moto_endpoint):
     """The function's module, configured like the deployed function but against moto."""
-    from deployer.lambda_src import handler as module
+    from workload.lambda_src import handler as module
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -1,7 +1,7 @@
 """``AWS::Lambda::Function``: the function that calls the private API, in the Lambda subnets.
 
-The code is Gantry's own (``deployer/lambda_src/handler.py``), packaged by
-``deployer.artifacts.lambda_zip`` for the plan's ``meta["code"]`` placeholder.
+The code is Gantry's own (``workload/lambda_src/handler.py``), packaged by
+``workload.artifacts.lambda_zip`` for the plan's ``meta["code"]`` placeholder.
 
 Physical id: the function *name* (CloudFormation's ``Ref``). The name comes from the plan, so a
 function of that name belonging to someone else makes CreateFunction fail with
@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.artifacts import lambda_zip
 from deployer.resources._compute import carries_node_tags, node_tags
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
+from workload.artifacts import lambda_zip
 
 #: CloudFormation properties passed to CreateFunction unchanged (same names in both).
 PASSTHROUGH = (
