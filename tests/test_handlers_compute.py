@@ -511,6 +511,9 @@ def test_lambda_function_lifecycle(world, aws_context):
         [known[("LambdaSubnet1", "Id")], known[("LambdaSubnet2", "Id")]]
     )
     assert config["Environment"]["Variables"]["API_SECRET_ARN"] == known[("ApiSecret", "Id")]
+    # CreateFunction cannot reserve concurrency: check_ready did, as the plan asks.
+    reserved = got["Concurrency"]["ReservedConcurrentExecutions"]
+    assert int(reserved) == node.properties["ReservedConcurrentExecutions"] == 10
 
     assert handler.find(ctx, node, props) == [name]
     # Another deployment never adopts it, although the name is the same.
@@ -518,6 +521,73 @@ def test_lambda_function_lifecycle(world, aws_context):
 
     delete_twice(ctx, node, name)
     assert handler.find(ctx, node, props) == []
+
+
+@pytest.fixture
+def lambda_quota_endpoint() -> Any:
+    """A moto server of its own whose account has a Lambda concurrency quota of 105: moto
+    enforces AWS's rule (100 executions stay unreserved) only when started with the quota."""
+    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    port = _free_port()
+    env = {**os.environ, "MOTO_LAMBDA_CONCURRENCY_QUOTA": "105"}
+    proc = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("the second moto server did not start")
+            time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(lambda_quota_endpoint):
+    from deployer.aws import client_factory
+
+    ctx = AwsContext(
+        deployment_tag=f"gd-test-{uuid.uuid4().hex[:8]}",
+        region="us-east-1",
+        client=client_factory(region="us-east-1", endpoint_url=lambda_quota_endpoint),
+    )
+    role = client(ctx, "iam").create_role(
+        RoleName="quota-test",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    node = make_plan("ec2")["LambdaFunction"]
+    client(ctx, "lambda").create_function(
+        FunctionName="quota-test",
+        Runtime="python3.12",
+        Handler="index.handler",
+        Role=role,
+        Code={"ZipFile": artifacts.lambda_zip()},
+    )
+    result = settle(ctx, node, "quota-test")
+    assert isinstance(result, Failed)
+    assert "cannot reserve 10 concurrent executions" in result.reason
+    assert "100" in result.reason
 
 
 def test_lambda_waits_for_iam_propagation(world):
@@ -681,6 +751,9 @@ def test_alb_stack_lifecycle(world):
     assert result.attributes == {"DNSName": lb["DNSName"]}
     assert lb["Scheme"] == "internal"
     assert len(lb["LoadBalancerName"]) <= 32
+    # CreateLoadBalancer takes no attributes: check_ready set the plan's.
+    attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb_arn)["Attributes"]
+    assert as_dict(attributes)["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert_gantry_tags(
         ctx, node, elbv2.describe_tags(ResourceArns=[lb_arn])["TagDescriptions"][0]["Tags"]
     )

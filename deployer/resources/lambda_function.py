@@ -3,6 +3,9 @@
 The code is Gantry's own (``workload/lambda_src/handler.py``), packaged by
 ``workload.artifacts.lambda_zip`` for the plan's ``meta["code"]`` placeholder.
 
+``ReservedConcurrentExecutions`` is not a CreateFunction parameter: check_ready reserves it
+(PutFunctionConcurrency) once the function is active, and is ready when GetFunction shows it.
+
 Physical id: the function *name* (CloudFormation's ``Ref``). The name comes from the plan, so a
 function of that name belonging to someone else makes CreateFunction fail with
 ResourceConflictException, which is the right outcome: Gantry never adopts what it did not tag.
@@ -56,6 +59,39 @@ def _is_not_found(exc: ClientError) -> bool:
     return error_code(exc) == "ResourceNotFoundException"
 
 
+def _reserve_concurrency(
+    ctx: AwsContext, node: ResourceNode, name: str, function: dict[str, Any]
+) -> Pending | Failed | None:
+    """Reserve the plan's ``ReservedConcurrentExecutions`` (CreateFunction cannot), unless
+    GetFunction already shows it: ``None`` when nothing is left to do.
+
+    Done here rather than in create() so that a function found by its tags after a lost
+    create response gets its reservation too, like a security group's default egress rule.
+    """
+    wanted = node.properties.get("ReservedConcurrentExecutions")
+    if wanted is None:
+        return None
+    reserved = (function.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+    if reserved is not None and int(reserved) == int(wanted):
+        return None
+    try:
+        ctx.client("lambda").put_function_concurrency(
+            FunctionName=name, ReservedConcurrentExecutions=int(wanted)
+        )
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if error_code(exc) == "InvalidParameterValueException" and (
+            "UnreservedConcurrentExecution" in message
+        ):
+            return Failed(
+                f"the account cannot reserve {wanted} concurrent executions for the function: "
+                "Lambda keeps at least 100 of the account's quota unreserved (ask AWS Support "
+                "to raise the Lambda concurrent executions quota)"
+            )
+        raise
+    return Pending(f"reserving {wanted} concurrent executions for the function")
+
+
 class LambdaFunctionHandler:
     type: ClassVar[str] = "AWS::Lambda::Function"
 
@@ -95,12 +131,13 @@ class LambdaFunctionHandler:
         self, ctx: AwsContext, node: ResourceNode, physical_id: str
     ) -> Ready | Pending | Failed:
         try:
-            config = ctx.client("lambda").get_function(FunctionName=physical_id)["Configuration"]
+            function = ctx.client("lambda").get_function(FunctionName=physical_id)
         except ClientError as exc:
             if _is_not_found(exc):
                 # Lambda is consistent right after CreateFunction: this one was deleted since.
                 return Failed(f"the function {physical_id} no longer exists")
             raise
+        config = function["Configuration"]
         state = config.get("State") or "Active"
         if state == "Pending":
             return Pending("Lambda is creating its network interfaces in the VPC (~1 minute)")
@@ -114,6 +151,9 @@ class LambdaFunctionHandler:
             reason = config.get("LastUpdateStatusReason") or "no reason given"
             return Failed(f"Lambda could not apply the function's configuration: {reason}")
         # Active, or Inactive (idle for weeks; the next invocation reactivates it).
+        reserving = _reserve_concurrency(ctx, node, physical_id, function)
+        if reserving is not None:
+            return reserving
         return Ready({"Arn": config["FunctionArn"]})
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
