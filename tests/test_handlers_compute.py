@@ -54,6 +54,20 @@ API_SERVER = REPO / "workload" / "userdata" / "api_server.py"
 PREPARE_SH = REPO / "workload" / "userdata" / "prepare.sh"
 
 
+#: A role trust policy that lets Lambda assume the role.
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -158,20 +172,8 @@ def world(aws_context):
         Tags=gantry_tags(ctx, "ApiSecret"),
     )["ARN"]
     iam = client(ctx, "iam")
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
     role_arn = iam.create_role(
-        RoleName=f"{ctx.deployment_tag}-lambda-role", AssumeRolePolicyDocument=trust
+        RoleName=f"{ctx.deployment_tag}-lambda-role", AssumeRolePolicyDocument=LAMBDA_TRUST
     )["Role"]["Arn"]
     profile_name = f"{ctx.deployment_tag}-api-instance-profile"
     profile_arn = iam.create_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
@@ -523,58 +525,19 @@ def test_lambda_function_lifecycle(world, aws_context):
     assert handler.find(ctx, node, props) == []
 
 
-@pytest.fixture
-def lambda_quota_endpoint() -> Any:
-    """A moto server of its own whose account has a Lambda concurrency quota of 105: moto
-    enforces AWS's rule (100 executions stay unreserved) only when started with the quota."""
-    server = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    port = _free_port()
-    env = {**os.environ, "MOTO_LAMBDA_CONCURRENCY_QUOTA": "105"}
-    proc = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("the second moto server did not start")
-            time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(lambda_quota_endpoint):
+def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(start_moto):
     from deployer.aws import client_factory
 
+    # An account whose Lambda concurrency quota is 105: moto enforces AWS's rule (100
+    # executions stay unreserved) only in a server started with a quota.
+    endpoint = start_moto(MOTO_LAMBDA_CONCURRENCY_QUOTA="105")
     ctx = AwsContext(
         deployment_tag=f"gd-test-{uuid.uuid4().hex[:8]}",
         region="us-east-1",
-        client=client_factory(region="us-east-1", endpoint_url=lambda_quota_endpoint),
+        client=client_factory(region="us-east-1", endpoint_url=endpoint),
     )
     role = client(ctx, "iam").create_role(
-        RoleName="quota-test",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
+        RoleName="quota-test", AssumeRolePolicyDocument=LAMBDA_TRUST
     )["Role"]["Arn"]
     node = make_plan("ec2")["LambdaFunction"]
     client(ctx, "lambda").create_function(
