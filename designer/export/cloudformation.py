@@ -64,6 +64,8 @@ DESCRIPTION_MAX = 1024
 #: ``<logical id>Id``).
 OUTPUTS = ("VpcId", "ApiUrl", "FunctionName", "FunctionArn", "SecretArn")
 
+#: The parameter groups, in the order the template (and CloudFormation's console) lists them.
+PARAMETER_GROUPS = ("Network", "API instances", "Load balancer", "Function code", "Tags")
 SSM_PREFIX = "resolve:ssm:"
 #: The allow-all rule's stand-in (see the module docstring).
 LOOPBACK_EGRESS = {
@@ -184,6 +186,8 @@ class _Exporter:
         self.add_depends_on(resources)
         if self.replaced:
             self.differences["Certificate"] = _CERTIFICATE_DIFFERENCE
+        groups = sorted(self.groups.items(), key=lambda item: PARAMETER_GROUPS.index(item[0]))
+        order = [name for _, names in groups for name in names]
         template: dict[str, Any] = {
             "AWSTemplateFormatVersion": TEMPLATE_FORMAT_VERSION,
             "Description": self.description(),
@@ -198,14 +202,12 @@ class _Exporter:
                 "AWS::CloudFormation::Interface": {
                     "ParameterGroups": [
                         {"Label": {"default": label}, "Parameters": names}
-                        for label, names in self.groups.items()
+                        for label, names in groups
                     ],
-                    "ParameterLabels": {
-                        name: {"default": label} for name, label in self.labels.items()
-                    },
+                    "ParameterLabels": {name: {"default": self.labels[name]} for name in order},
                 },
             },
-            "Parameters": self.parameters,
+            "Parameters": {name: self.parameters[name] for name in order},
         }
         if self.conditions:
             template["Conditions"] = self.conditions
@@ -438,7 +440,7 @@ class _Exporter:
                 f"Tag {key}",
                 Type="String",
                 Default=value,
-                Description=f"Value of the tag {key!r} on every resource.",
+                Description=f'Value of the tag "{key}" on every resource.',
             )
         if self.parameters[name]["Default"] == value:
             tag["Value"] = {"Ref": name}
