@@ -117,7 +117,9 @@ def test_templates_of_generated_valid_specs_pass_cfn_lint_and_checkov(tmp_path):
     def lint_one(data):
         spec = validate_spec(data).spec
         output = ("yaml", "json")[len(written) % 2]
-        text = template_text(spec_template(spec, version=len(written) + 1), output)
+        # Saved versions and, as `manage.py export` writes them, unsaved specs.
+        version = len(written) + 1 if len(written) % 3 else None
+        text = template_text(spec_template(spec, version=version), output)
         problems = lint_problems(text, spec.region)
         assert not problems, f"{json.dumps(data)}:\n" + "\n".join(problems)
         path = tmp_path / f"spec-{len(written) + 1}.{output}"

@@ -4,7 +4,7 @@ The code is Gantry's own (``workload/lambda_src/handler.py``), packaged by
 ``workload.artifacts.lambda_zip`` for the plan's ``meta["code"]`` placeholder.
 
 ``ReservedConcurrentExecutions`` is not a CreateFunction parameter: check_ready reserves it
-(PutFunctionConcurrency) once the function is active, and is ready when GetFunction shows it.
+(PutFunctionConcurrency, effective when it answers) once the function is active.
 
 Physical id: the function *name* (CloudFormation's ``Ref``). The name comes from the plan, so a
 function of that name belonging to someone else makes CreateFunction fail with
@@ -61,9 +61,10 @@ def _is_not_found(exc: ClientError) -> bool:
 
 def _reserve_concurrency(
     ctx: AwsContext, node: ResourceNode, name: str, function: dict[str, Any]
-) -> Pending | Failed | None:
-    """Reserve the plan's ``ReservedConcurrentExecutions`` (CreateFunction cannot), unless
-    GetFunction already shows it: ``None`` when nothing is left to do.
+) -> Failed | None:
+    """Reserve the plan's ``ReservedConcurrentExecutions`` (CreateFunction cannot) unless
+    GetFunction already shows it. PutFunctionConcurrency takes effect when it answers, so the
+    function is ready in the same pass; a :class:`Failed` says why the account refused.
 
     Done here rather than in create() so that a function found by its tags after a lost
     create response gets its reservation too, like a security group's default egress rule.
@@ -89,7 +90,7 @@ def _reserve_concurrency(
                 "to raise the Lambda concurrent executions quota)"
             )
         raise
-    return Pending(f"reserving {wanted} concurrent executions for the function")
+    return None
 
 
 class LambdaFunctionHandler:
@@ -151,9 +152,9 @@ class LambdaFunctionHandler:
             reason = config.get("LastUpdateStatusReason") or "no reason given"
             return Failed(f"Lambda could not apply the function's configuration: {reason}")
         # Active, or Inactive (idle for weeks; the next invocation reactivates it).
-        reserving = _reserve_concurrency(ctx, node, physical_id, function)
-        if reserving is not None:
-            return reserving
+        refused = _reserve_concurrency(ctx, node, physical_id, function)
+        if refused is not None:
+            return refused
         return Ready({"Arn": config["FunctionArn"]})
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:

@@ -10,7 +10,7 @@ same load balancer instead of a second one; find() still checks the gantry tags.
 
 On real AWS a new ALB is ``provisioning`` for 2-3 minutes before ``active``. The plan's
 ``LoadBalancerAttributes`` (dropping invalid header fields) are set by check_ready once it is
-active, with ModifyLoadBalancerAttributes, and it is ready when they show.
+active, with ModifyLoadBalancerAttributes, in the same pass.
 """
 
 from __future__ import annotations
@@ -38,23 +38,22 @@ def _describe(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
     return found["LoadBalancers"][0] if found["LoadBalancers"] else None
 
 
-def _apply_attributes(ctx: AwsContext, node: ResourceNode, arn: str) -> bool:
+def _apply_attributes(ctx: AwsContext, node: ResourceNode, arn: str) -> None:
     """Set the plan's ``LoadBalancerAttributes`` that the load balancer does not show yet
-    (CreateLoadBalancer takes none); True when a change was requested. Checked on every pass
-    until they show, so a load balancer found by its tags after a lost create gets them too."""
+    (CreateLoadBalancer takes none). ModifyLoadBalancerAttributes takes effect when it answers,
+    and this runs on the pass that finds the load balancer active, so one found by its tags
+    after a lost create gets them too."""
     wanted = {a["Key"]: a["Value"] for a in node.properties.get("LoadBalancerAttributes") or []}
     if not wanted:
-        return False
+        return
     elbv2 = ctx.client("elbv2")
     current = {
         a["Key"]: a.get("Value")
         for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
     }
     changes = [{"Key": k, "Value": v} for k, v in wanted.items() if current.get(k) != v]
-    if not changes:
-        return False
-    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changes)
-    return True
+    if changes:
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changes)
 
 
 class LoadBalancerHandler:
@@ -89,8 +88,7 @@ class LoadBalancerHandler:
         if code == "failed":
             reason = state.get("Reason") or "no reason given"
             return Failed(f"the load balancer could not be provisioned: {reason}")
-        if _apply_attributes(ctx, node, physical_id):
-            return Pending("setting the load balancer's attributes")
+        _apply_attributes(ctx, node, physical_id)
         # active, or active_impaired (serving, with an AZ impaired): usable either way.
         return Ready({"DNSName": lb["DNSName"]})
 

@@ -194,7 +194,9 @@ class _Exporter:
             "Metadata": {
                 "Gantry": {
                     "Design": self.design,
-                    "Version": self.version,
+                    # Only a saved version has a number (a spec file has none, and null is not
+                    # a value CloudFormation's Metadata takes).
+                    **({"Version": self.version} if self.version is not None else {}),
                     "PlannedRegion": self.region,
                     "ExportedBy": "Gantry",
                     "DiffersFromGantry": self.differences,
@@ -317,6 +319,16 @@ class _Exporter:
                 else arn
                 for arn in arns
             ]
+
+    def _AWS_IAM_Policy(self, node: ResourceNode, props: dict[str, Any]) -> None:
+        # Each statement's Resource as a list: IAM reads one ARN and a one-item list alike, and
+        # the emulator's CloudFormation (moto), which has no Secrets Manager and so resolves a
+        # Ref to the secret to nothing, then still creates the policy: the template deploys on
+        # the emulator as it is exported.
+        for statement in props.get("PolicyDocument", {}).get("Statement", []):
+            resource = statement.get("Resource")
+            if resource is not None and not isinstance(resource, list):
+                statement["Resource"] = [resource]
 
     def _AWS_EC2_Instance(self, node: ResourceNode, props: dict[str, Any]) -> str:
         props["ImageId"] = self.image(props.get("ImageId"))
