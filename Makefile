@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# checkov (the templates' security scanner) in a virtualenv of its own: its pins conflict
+# with Gantry's dependencies (see [dependency-groups] in pyproject.toml).
+CHECKOV       := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed-stamp
 
 .PHONY: install run test lint format bench clean vendor
 
@@ -13,7 +17,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(CHECKOV_STAMP): pyproject.toml $(STAMP)
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV)/bin/python -m pip install --quiet --group checkov
+	touch $(CHECKOV_STAMP)
+
+install: $(STAMP) $(CHECKOV_STAMP)
 
 ## Run Gantry locally: Redis (if none runs), the AWS emulator, a worker and the web server.
 run: install

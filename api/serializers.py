@@ -10,11 +10,14 @@ from rest_framework import serializers
 
 from api.models import ApiToken
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
+from designer.export import OUTPUT_FORMATS
 from designer.models import Design, DesignVersion
 from teams.models import Membership, Team
 
 #: The largest id the database holds (a bigint); larger numbers are refused, not looked up.
 MAX_ID = 2**63 - 1
+#: The largest design version the database holds (a positive integer column).
+MAX_VERSION = 2**31 - 1
 
 
 def _links(*names: str) -> dict[str, Any]:
@@ -333,6 +336,24 @@ class DeploymentFilterSerializer(serializers.Serializer):
                 {"created_before": ["must not be earlier than created_after"]}
             )
         return attrs
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=["cloudformation"], help_text="What to export to: a CloudFormation template."
+    )
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_VERSION,
+        help_text="The design version to export (default: the current one).",
+    )
+    output = serializers.ChoiceField(
+        choices=list(OUTPUT_FORMATS),
+        required=False,
+        help_text="yaml or json. Without it, the Accept header decides (application/yaml, "
+        "application/x-yaml or text/yaml for YAML); JSON otherwise.",
+    )
 
 
 class EventSerializer(serializers.ModelSerializer):

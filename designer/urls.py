@@ -11,4 +11,9 @@ urlpatterns = [
     path("diagram/", views.diagram_download, name="diagram_download"),
     path("<int:pk>/versions/", views.design_versions, name="design_versions"),
     path("<int:pk>/diagram.<str:fmt>", views.design_diagram, name="design_diagram"),
+    path(
+        "<int:pk>/versions/<int:version>/cloudformation.<str:fmt>",
+        views.design_template,
+        name="design_template",
+    ),
 ]

@@ -15,9 +15,12 @@ from django.views.decorators.http import require_GET, require_POST
 from designer import selectors
 from designer.diagram import render_png, render_svg
 from designer.editor import assumption_names
+from designer.export import OUTPUT_FORMATS, media_type, template_filename, template_text
 from designer.forms import assumptions_from_form, spec_from_form
+from designer.models import DesignVersion
 from designer.plan import plan
 from designer.preview import design_preview
+from designer.services import SpecInvalid
 from designer.spec import validate_spec
 from designer.wording import page_issues
 from gantry import strict_json
@@ -113,3 +116,29 @@ def design_diagram(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
             content_type="text/plain",
         )
     return _diagram_response(plan(result.spec), fmt, design.name)
+
+
+@login_required
+@require_GET
+def design_template(request: HttpRequest, pk: int, version: int, fmt: str) -> HttpResponse:
+    """A saved version of the design as a CloudFormation template file (YAML or JSON)."""
+    design = selectors.design_get(user=request.user, pk=pk, path=request.path)
+    if fmt not in OUTPUT_FORMATS:
+        raise Http404("templates come as .yaml or .json")
+    try:
+        template = selectors.design_version_template(design=design, version=version)
+    except DesignVersion.DoesNotExist:
+        raise Http404(f"{design.name} has no version {version}") from None
+    except SpecInvalid:
+        return HttpResponse(
+            f"Version {version} of this design no longer passes validation; open it in the "
+            "editor to fix it.",
+            status=409,
+            content_type="text/plain",
+        )
+    response = HttpResponse(
+        template_text(template, fmt), content_type=f"{media_type(fmt)}; charset=utf-8"
+    )
+    filename = template_filename(design=design.name, version=version, output=fmt)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -3,13 +3,14 @@ configured one is not reachable), real processes for the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -153,13 +154,9 @@ def member_client(client, member):
     return client
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server over HTTP (the AWS emulator), started for the test session.
-
-    AWS itself cannot exist here; moto is the stand-in, reached over HTTP exactly as a real
-    endpoint would be.
-    """
+@contextlib.contextmanager
+def _moto_server(**env: str) -> Iterator[str]:
+    """A moto server process over HTTP with ``env`` added to its environment, and its URL."""
     server = shutil.which("moto_server") or os.path.join(
         os.path.dirname(sys.executable), "moto_server"
     )
@@ -168,8 +165,7 @@ def moto_endpoint() -> Iterator[str]:
         [server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # AWS's managed policies (AWSLambdaVPCAccessExecutionRole...) exist in every account.
-        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+        env={**os.environ, **env},
     )
     for _ in range(200):
         if _reachable("127.0.0.1", port):
@@ -178,14 +174,35 @@ def moto_endpoint() -> Iterator[str]:
     else:
         proc.kill()
         pytest.fail("moto_server did not start")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server over HTTP (the AWS emulator), started for the test session.
+
+    AWS itself cannot exist here; moto is the stand-in, reached over HTTP exactly as a real
+    endpoint would be.
+    """
+    # AWS's managed policies (AWSLambdaVPCAccessExecutionRole...) exist in every account.
+    with _moto_server(MOTO_IAM_LOAD_MANAGED_POLICIES="true") as url:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        yield url
+
+
+@pytest.fixture
+def start_moto() -> Iterator[Callable[..., str]]:
+    """``start_moto(VAR="value")``: another moto server of the test's own, for the settings
+    moto reads from its process environment (``MOTO_LAMBDA_CONCURRENCY_QUOTA``...); stopped
+    after the test."""
+    with contextlib.ExitStack() as servers:
+        yield lambda **env: servers.enter_context(_moto_server(**env))
 
 
 @pytest.fixture(autouse=True)
