@@ -74,12 +74,19 @@ def resolve(value: Any, records: dict[str, Any]) -> Any:
 
 
 def node_properties(node: ResourceNode, records: dict[str, Any], ctx: AwsContext) -> dict:
-    """The properties a handler is given: Refs resolved, and the names AWS makes unique per
-    account made unique to this deployment (``designer/names.py``)."""
+    """The properties a handler is given, and what is recorded as applied: Refs resolved, the
+    names AWS makes unique per account made unique to this deployment (``designer/names.py``),
+    and ``Tags`` with the gantry tags the resource carries (so an update never removes them and
+    a drift check sees one taken off by hand)."""
     props = resolve(node.properties, records)
     named = UNIQUE_NAMES.get(node.type)
     if named and isinstance(props.get(named[0]), str):
         props[named[0]] = ctx.unique_name(node, props[named[0]], named[1])
+    if isinstance(props.get("Tags"), list):
+        planned = {t["Key"]: t for t in props["Tags"] if isinstance(t, dict) and "Key" in t}
+        for key, value in ctx.tag_dict(node).items():
+            planned[key] = {**planned.get(key, {}), "Key": key, "Value": value}
+        props["Tags"] = list(planned.values())
     return props
 
 
