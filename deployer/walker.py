@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 R = ResourceState
 ACT = ResourceAction
+#: Types compared whole (``deployer.drift``): the pseudo-property listing what is on them.
+CONTAINERS = {"AWS::EC2::SecurityGroup": "Rules", "AWS::EC2::RouteTable": "Routes"}
 
 
 def _setting(name: str, default: float) -> float:
@@ -336,6 +338,12 @@ class Walk:
                 except Unresolvable as exc:
                     props = exc
                 before = record.applied or record.prior_applied or {}
+                if (
+                    record.action == ACT.UPDATE
+                    and record.type in CONTAINERS
+                    and isinstance(props, dict)
+                ):
+                    before, props = self.container_change(record, before, props)
                 jobs.append(
                     (
                         node,
@@ -356,6 +364,20 @@ class Walk:
             if failed:
                 return True
         return False
+
+    def container_change(
+        self, record: Any, before: dict[str, Any], after: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A security group or route table is changed whole: what may stay on it (the planned
+        rules or routes, ``after``), and what the last drift check found on it (``before``),
+        so an update removes what was added by hand."""
+        from deployer.drift import expected_properties
+
+        key = CONTAINERS[record.type]
+        expected = expected_properties(self.records, self.ctx).get(id(record), {})
+        found = [d for d in record.drift_differences or [] if d.get("property") == key]
+        before = {**before, key: found[0].get("actual") if found else []}
+        return before, {**after, key: expected.get(key, [])}
 
     def aws_step(self, job: tuple) -> Step:
         """The AWS half of a step, run in a pool thread: find or create (or update), then look.

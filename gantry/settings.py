@@ -187,11 +187,25 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers and beat log through LOGGING below (JSON lines in production), not Celery's own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+#: How often every live deployment's resources are compared with what was applied (seconds;
+#: 0 turns the periodic check off; "Check drift now" still works).
+GANTRY_DRIFT_INTERVAL = float(os.environ.get("GANTRY_DRIFT_INTERVAL", "3600"))
 CELERY_BEAT_SCHEDULE = {
     "reap-stalled-deployments": {
         "task": "deployer.tasks.reap",
         "schedule": float(os.environ.get("GANTRY_REAP_INTERVAL", "30")),
     },
+    **(
+        {
+            "check-drift": {
+                "task": "deployer.tasks.check_drift_everywhere",
+                # Often enough that a deployment is checked within about its interval.
+                "schedule": max(30.0, min(GANTRY_DRIFT_INTERVAL / 4, 900.0)),
+            }
+        }
+        if GANTRY_DRIFT_INTERVAL > 0
+        else {}
+    ),
 }
 
 REST_FRAMEWORK = {
