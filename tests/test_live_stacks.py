@@ -90,7 +90,10 @@ class Stack:
     def apply(self, **kwargs) -> Deployment:
         before = self.ids()
         started = services.deployment_apply(
-            design=self.design, target=self.target, user=self.owner, allow_interruption=True,
+            design=self.design,
+            target=self.target,
+            user=self.owner,
+            allow_interruption=True,
             **kwargs,
         )
         assert started.deployment.pk == self.deployment.pk  # changed in place
@@ -149,9 +152,7 @@ class Stack:
                 if r.type == "AWS::EC2::Route"
                 and r.node["properties"]["RouteTableId"]["Ref"] == record.logical_id
             }
-            outside = {
-                r["DestinationCidrBlock"] for r in routes if r.get("GatewayId") != "local"
-            }
+            outside = {r["DestinationCidrBlock"] for r in routes if r.get("GatewayId") != "local"}
             assert outside == planned, record.logical_id
 
     def _launched_by_the_group(self) -> set[str]:
@@ -302,9 +303,7 @@ def test_an_update_under_faults_ends_as_planned(worker, team, owner, moto_endpoi
     stack.destroy()
 
 
-def test_a_worker_killed_mid_update_does_not_stop_or_duplicate(
-    worker, team, owner, moto_endpoint
-):
+def test_a_worker_killed_mid_update_does_not_stop_or_duplicate(worker, team, owner, moto_endpoint):
     stack = Stack(team, owner, moto_endpoint, DEFAULT_SPEC)
     actions = stack.review(api_port=8443)
     before = stack.ids()
@@ -408,7 +407,12 @@ def test_drift_is_found_and_repaired_through_the_cli(worker, worker_env, moto_en
     ec2.authorize_security_group_ingress(
         GroupId=ids["ApiSecurityGroup"],
         IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
         ],
     )
     table = ids["LambdaRouteTable"]
@@ -425,7 +429,9 @@ def test_drift_is_found_and_repaired_through_the_cli(worker, worker_env, moto_en
     assert [d["property"] for d in drift["ApiSubnet1"]["differences"]] == ["MapPublicIpOnLaunch"]
     sg = drift["ApiSecurityGroup"]
     assert sg["drift"] == "modified"
-    assert any("22" in str(d["actual"]) and "0.0.0.0/0" in str(d["actual"]) for d in sg["differences"])
+    assert any(
+        "22" in str(d["actual"]) and "0.0.0.0/0" in str(d["actual"]) for d in sg["differences"]
+    )
 
     # The unchanged design's change set puts it back; applying it repairs the drift.
     dry = _manage(env, "deploy", str(spec), "--team", "ops", "--dry-run", "--json")
