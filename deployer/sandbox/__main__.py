@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{DEFAULT_ENI_HOLD_SECONDS:g})",
     )
     parser.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=_env_float("GANTRY_SANDBOX_LATENCY_MS", 0.0),
+        help="milliseconds added to every AWS call, a region's round trip (not scaled; "
+        "default $GANTRY_SANDBOX_LATENCY_MS or 0)",
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("GANTRY_SANDBOX_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -99,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = SandboxConfig(time_scale=args.time_scale, eni_hold_seconds=args.eni_hold_seconds)
+    config = SandboxConfig(
+        time_scale=args.time_scale,
+        eni_hold_seconds=args.eni_hold_seconds,
+        latency_ms=args.latency_ms,
+    )
     try:
         proxy = SandboxProxy(args.listen, args.upstream, config=config)
     except (OSError, ValueError) as exc:

@@ -25,6 +25,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -267,6 +268,11 @@ class SandboxProxy:
 
         call = protocol.identify(req.command, req.path, req.headers, body)
         self.state.count_request(call.label if call.protocol != protocol.UNKNOWN else None)
+        latency = self.state.config.latency_ms
+        if latency and call.protocol != protocol.UNKNOWN:
+            # The emulator's own process simulating a region's round trip (this thread only;
+            # every request has a thread of its own). Not the deployer: it never sleeps.
+            time.sleep(latency / 1000)
         fault = None
         if call.protocol != protocol.UNKNOWN:
             refusal = self.state.draw_refusal(call.service, call.action)

@@ -107,6 +107,9 @@ class SandboxConfig:
     seed: int | None = None
     max_faults: int | None = None
     refuse: tuple[Refusal, ...] = ()
+    #: Added to every AWS call, in milliseconds (not scaled): the round trip to a region's
+    #: endpoint that a request to moto on loopback does not have.
+    latency_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``GET /_sandbox/config``."""
@@ -121,6 +124,7 @@ class SandboxConfig:
             "seed": self.seed,
             "max_faults": self.max_faults,
             "refuse": [r.as_dict() for r in self.refuse],
+            "latency_ms": self.latency_ms,
         }
 
 
@@ -162,6 +166,8 @@ def validate_update(payload: Any) -> dict[str, Any]:
     for key, value in payload.items():
         if key in ("time_scale", "eni_hold_seconds"):
             clean[key] = _number(key, value, low=0.0)
+        elif key == "latency_ms":
+            clean[key] = _number(key, value, low=0.0, high=10_000.0)
         elif key in ("throttle_rate", "error_rate", "lose_response_rate"):
             clean[key] = _number(key, value, low=0.0, high=1.0)
         elif key == "lose_mode":
@@ -313,12 +319,13 @@ class SandboxState:
             return self._config
 
     def reset(self) -> SandboxConfig:
-        """Forget every timeline, counter and fault setting; keep the time scale and ENI hold,
-        which are how this sandbox process was started."""
+        """Forget every timeline, counter and fault setting; keep the time scale, ENI hold and
+        latency, which are how this sandbox process was started."""
         with self.lock:
             self._config = SandboxConfig(
                 time_scale=self._config.time_scale,
                 eni_hold_seconds=self._config.eni_hold_seconds,
+                latency_ms=self._config.latency_ms,
             )
             self._rng = random.Random()  # noqa: S311
             self._faults_since_cap = 0
