@@ -38,7 +38,7 @@ SPEC = Spec(
     name="demo",
     region="us-east-1",
     vpc_cidr="10.0.0.0/16",
-    public_subnet_cidrs=("10.0.0.0/24",),
+    public_subnet_cidrs=("10.0.0.0/24", "10.0.5.0/24"),
     lambda_subnet_cidrs=("10.0.1.0/24", "10.0.4.0/24"),
     api_subnet_cidrs=("10.0.2.0/24", "10.0.3.0/24"),
     api_port=443,
@@ -81,19 +81,15 @@ def same_tags(dep: HandlerDriver, logical_id: str, resource_type: str) -> list[d
 
 def test_vpc_lifecycle(dep: HandlerDriver, ec2, aws_context) -> None:
     vpc_id = dep.create("Vpc")
+    # Create leaves the VPC as its properties say: nothing is left for check_ready to do.
     ready, reasons = dep.settle("Vpc")
-    assert reasons == ["turning on DNS hostnames"]  # DNS support is on by default
+    assert reasons == []
     assert ready.attributes == {"VpcId": vpc_id, "CidrBlock": "10.0.0.0/16"}
     for attribute, key in (
         ("enableDnsSupport", "EnableDnsSupport"),
         ("enableDnsHostnames", "EnableDnsHostnames"),
     ):
         assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
-    # Turned off outside Gantry: support comes back first, then hostnames (AWS refuses
-    # hostnames without support), one attribute per pass, each read back.
-    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
-    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": False})
-    assert dep.settle("Vpc")[1] == ["turning on DNS support", "turning on DNS hostnames"]
     vpc = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
     assert_gantry_tags(dep, "Vpc", vpc)
     assert vpc["CidrBlock"] == "10.0.0.0/16"
@@ -152,27 +148,31 @@ def test_subnet_lifecycle(dep: HandlerDriver, ec2) -> None:
     assert dep.find("LambdaSubnet1") == [duplicate]
 
 
-def test_private_subnet_that_maps_public_ips_is_turned_back(dep: HandlerDriver, ec2) -> None:
-    """ "Private subnets never map public IPs" is read back from AWS, not assumed: a subnet
-    changed outside Gantry (or a property that says otherwise) is set back before Ready."""
+def test_private_subnet_never_maps_public_ips_whatever_it_says(dep: HandlerDriver, ec2) -> None:
+    """ "Private subnets never map public IPs" does not rest on a property: a private subnet
+    whose property says otherwise is made, and updated, without public IPs."""
     dep.up("Vpc")
-    subnet_id = dep.create("ApiSubnet1")
-    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
     dep.node("ApiSubnet1").properties["MapPublicIpOnLaunch"] = True
+    subnet_id = dep.create("ApiSubnet1")
+    dep.settle("ApiSubnet1")
+    assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"] is False
 
-    _, reasons = dep.settle("ApiSubnet1")
-
-    assert reasons == ["turning off public IP mapping"]
-    subnet = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
-    assert subnet["MapPublicIpOnLaunch"] is False
+    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+    handler, node = dep.handler("ApiSubnet1"), dep.node("ApiSubnet1")
+    handler.update(
+        dep.ctx, node, subnet_id, handler.read(dep.ctx, node, subnet_id), dep.props("ApiSubnet1")
+    )
+    assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"] is False
 
 
 def test_public_subnet_maps_public_ips_only_when_asked(dep: HandlerDriver, ec2) -> None:
-    dep.up("Vpc")
-    dep.node("PublicSubnet1").properties["MapPublicIpOnLaunch"] = True
-    subnet_id = dep.create("PublicSubnet1")
-    _, reasons = dep.settle("PublicSubnet1")
-    assert reasons == ["turning on public IP mapping"]
+    dep.up("Vpc", "PublicSubnet1")
+    plain = ec2.describe_subnets(SubnetIds=[dep.ids["PublicSubnet1"]])["Subnets"][0]
+    assert plain["MapPublicIpOnLaunch"] is False
+    dep.node("PublicSubnet2").properties["MapPublicIpOnLaunch"] = True
+    subnet_id = dep.create("PublicSubnet2")
+    _, reasons = dep.settle("PublicSubnet2")
+    assert reasons == []  # set by create itself
     assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"]
 
 

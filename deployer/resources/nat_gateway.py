@@ -5,6 +5,9 @@ tags go in the create call. AWS takes 1-3 minutes to make a NAT gateway ``availa
 as long to delete it; check_ready and check_gone report those states without waiting. A
 ``failed`` gateway reports AWS's FailureMessage. A deleted gateway stays visible for about an
 hour in state ``deleted``: find() ignores it (and ones ``deleting``).
+
+In place: the tags. The subnet, the Elastic IP and the connectivity type are create-only: a new
+NAT gateway (with a new address, since an address serves one gateway at a time).
 """
 
 from __future__ import annotations
@@ -18,13 +21,17 @@ from deployer.resources._ec2 import (
     find_by_tags,
     is_not_found,
     not_visible_yet,
+    refuse_replacing,
     tag_specifications,
+    update_tags,
 )
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
 _DESCRIBE = ("describe_nat_gateways", "NatGateways", "NatGatewayIds")
 _DEAD_STATES = frozenset({"deleting", "deleted"})
+#: States of a gateway that will never carry traffic again: AWS deletes a failed one itself.
+_GONE_STATES = _DEAD_STATES | {"failed"}
 
 
 def _nat_gateway(ctx: AwsContext, nat_gateway_id: str) -> dict[str, Any] | None:
@@ -71,6 +78,34 @@ class NatGatewayHandler:
             )
         # deleting / deleted: it can never become available again.
         return Failed(f"NAT gateway {physical_id} is {state}; something outside Gantry deleted it")
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        """The gateway's subnet, primary address, connectivity and tags; None once it is
+        deleting, deleted or failed (it never carries traffic again: a drift check says it is
+        gone, and the repair makes a new one)."""
+        nat = _nat_gateway(ctx, physical_id)
+        if nat is None or nat.get("State") in _GONE_STATES:
+            return None
+        props: dict[str, Any] = {
+            "SubnetId": nat.get("SubnetId"),
+            "ConnectivityType": nat.get("ConnectivityType", "public"),
+            "Tags": nat.get("Tags") or [],
+        }
+        primary = [a for a in nat.get("NatGatewayAddresses") or [] if a.get("IsPrimary", True)]
+        if primary and primary[0].get("AllocationId"):
+            props["AllocationId"] = primary[0]["AllocationId"]
+        return props
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        refuse_replacing(ctx, self.type, before, after)
+        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         # Look first: a gateway already deleting or deleted needs nothing more, and moto
