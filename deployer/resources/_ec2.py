@@ -13,7 +13,8 @@
   AWS answers ``DependencyViolation``.
 - :func:`differs`, :func:`refuse_replacing` and :func:`update_tags`: the three questions every
   ``update`` asks (does this property need a call? does a difference need a new resource? which
-  tags to set and which to remove?), answered the same way for every EC2 type.
+  tags to set and which to remove?), answered the same way for every EC2 type, and
+  :class:`Ec2Update`, the ``update`` that asks them in that order.
 
 How ``update`` reads ``before``: it is what Gantry believes is applied (the record's applied
 properties, ``{}`` for an adopted resource, or what a drift check read). A property equal in
@@ -235,7 +236,39 @@ def update_tags(
         ec2.delete_tags(Resources=[resource_id], Tags=[{"Key": k} for k in to_remove])
 
 
-class StatelessEc2Handler:
+class Ec2Update:
+    """``update`` for an EC2 type, in the order every type needs: first refuse what only a new
+    resource can have (:func:`refuse_replacing`, before any call, so nothing is half-changed),
+    then the type's own in-place changes (:meth:`change`), then the tags (:func:`update_tags`;
+    nothing for an untagged type)."""
+
+    type: ClassVar[str]
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        refuse_replacing(ctx, self.type, before, after)
+        self.change(ctx, node, physical_id, before, after)
+        update_tags(ctx, physical_id, before, after)
+
+    def change(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        """What the type changes in place besides its tags (nothing, unless overridden); may
+        raise CannotUpdate before its first call."""
+
+
+class StatelessEc2Handler(Ec2Update):
     """The four lookups and the delete of an EC2 resource with no lifecycle state of its own
     (internet gateways, route tables): found by its tags, usable once visible, deleted by one
     call, gone once no longer visible. ``DependencyViolation`` on delete means the nodes that
@@ -244,7 +277,6 @@ class StatelessEc2Handler:
     Subclasses give ``type``, ``create`` and the class attributes below.
     """
 
-    type: ClassVar[str]
     #: (Describe operation, result key, ids parameter), e.g. ("describe_route_tables", ...).
     describe: ClassVar[tuple[str, str, str]]
     id_key: ClassVar[str]  # the id field in a described item, and the Ready attribute
@@ -270,17 +302,6 @@ class StatelessEc2Handler:
     def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
         item = describe_by_id(ctx, *self.describe, physical_id)
         return None if item is None else self.live_properties(item)
-
-    def update(
-        self,
-        ctx: AwsContext,
-        node: ResourceNode,
-        physical_id: str,
-        before: dict[str, Any],
-        after: dict[str, Any],
-    ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
-        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

@@ -20,15 +20,14 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
     differs,
     error_code,
     find_by_tags,
     is_not_found,
     not_visible_yet,
-    refuse_replacing,
     tag_specifications,
-    update_tags,
 )
 from deployer.resources.base import (
     AwsContext,
@@ -48,7 +47,7 @@ _DESCRIBE = ("describe_addresses", "Addresses", "AllocationIds")
 _IN_USE_CODES = frozenset({"InvalidIPAddress.InUse", "DependencyViolation"})
 
 
-class ElasticIpHandler:
+class ElasticIpHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::EIP"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -76,7 +75,7 @@ class ElasticIpHandler:
             return None
         return {"Domain": address.get("Domain", "vpc"), "Tags": address.get("Tags") or []}
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -84,13 +83,11 @@ class ElasticIpHandler:
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
         if "Domain" in before and differs(before, after, "Domain"):
             raise CannotUpdate(
                 f"Elastic IP {physical_id} is in the {before['Domain']} domain; an address in "
                 f"the {after['Domain']} domain is a new address"
             )
-        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

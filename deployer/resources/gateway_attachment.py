@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     composite_id,
     describe_by_id,
     error_code,
     is_not_found,
     not_visible_yet,
-    refuse_replacing,
     split_id,
 )
 from deployer.resources.base import (
@@ -54,7 +54,7 @@ def _attachment(ctx: AwsContext, igw_id: str, vpc_id: str) -> dict[str, Any] | N
     return None
 
 
-class GatewayAttachmentHandler:
+class GatewayAttachmentHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::VPCGatewayAttachment"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -93,7 +93,7 @@ class GatewayAttachmentHandler:
             return None
         return {"InternetGatewayId": igw_id, "VpcId": vpc_id}
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -101,12 +101,17 @@ class GatewayAttachmentHandler:
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
-        igw_id, _ = split_id(physical_id, 2)
+        # Whatever before says, the physical id says what this attachment joins.
+        igw_id, vpc_id = split_id(physical_id, 2)
         if after.get("InternetGatewayId", igw_id) != igw_id:
             raise CannotUpdate(
                 f"attachment {physical_id} is the attachment of internet gateway {igw_id}; "
                 f"attaching {after['InternetGatewayId']} instead needs a new attachment"
+            )
+        if after.get("VpcId", vpc_id) != vpc_id:
+            raise CannotUpdate(
+                f"attachment {physical_id} joins VPC {vpc_id}; attaching the gateway to "
+                f"{after['VpcId']} instead needs a new attachment"
             )
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:

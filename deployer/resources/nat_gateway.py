@@ -17,13 +17,12 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
     find_by_tags,
     is_not_found,
     not_visible_yet,
-    refuse_replacing,
     tag_specifications,
-    update_tags,
 )
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
@@ -39,7 +38,7 @@ def _nat_gateway(ctx: AwsContext, nat_gateway_id: str) -> dict[str, Any] | None:
     return describe_by_id(ctx, *_DESCRIBE, nat_gateway_id)
 
 
-class NatGatewayHandler:
+class NatGatewayHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::NatGateway"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -95,17 +94,6 @@ class NatGatewayHandler:
         if primary and primary[0].get("AllocationId"):
             props["AllocationId"] = primary[0]["AllocationId"]
         return props
-
-    def update(
-        self,
-        ctx: AwsContext,
-        node: ResourceNode,
-        physical_id: str,
-        before: dict[str, Any],
-        after: dict[str, Any],
-    ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
-        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         # Look first: a gateway already deleting or deleted needs nothing more, and moto

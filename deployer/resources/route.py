@@ -23,12 +23,12 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     composite_id,
     describe_by_id,
     error_code,
     is_not_found,
     not_visible_yet,
-    refuse_replacing,
     split_id,
 )
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
@@ -118,7 +118,7 @@ def _target(props: dict[str, Any]) -> dict[str, Any]:
     return {key: props[key] for key in TARGET_KEYS if props.get(key)}
 
 
-class RouteHandler:
+class RouteHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::Route"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -167,7 +167,7 @@ class RouteHandler:
             **{key: route.get(key) for key in TARGET_KEYS},
         }
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -177,7 +177,6 @@ class RouteHandler:
     ) -> None:
         """Repoint the route at ``after``'s target (ReplaceRoute); a route that is not there
         any more (deleted by hand, or by its table's repair) is made again."""
-        refuse_replacing(ctx, self.type, before, after)
         target = _target(after)
         if _target(before) == target:
             return

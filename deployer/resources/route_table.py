@@ -22,9 +22,7 @@ from deployer.drift import ROUTES
 from deployer.resources._ec2 import (
     StatelessEc2Handler,
     is_not_found,
-    refuse_replacing,
     tag_specifications,
-    update_tags,
 )
 from deployer.resources.base import AwsContext
 from deployer.resources.route import (
@@ -80,7 +78,7 @@ class RouteTableHandler(StatelessEc2Handler):
     def live_properties(self, item: dict[str, Any]) -> dict[str, Any]:
         return {"VpcId": item["VpcId"], "Tags": item.get("Tags") or [], ROUTES: routes_of(item)}
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -88,7 +86,6 @@ class RouteTableHandler(StatelessEc2Handler):
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
         if ROUTES in after:
             keep = set(after[ROUTES])
             # A destination a planned route still has: its own node repoints it.
@@ -100,7 +97,6 @@ class RouteTableHandler(StatelessEc2Handler):
             for text in present:
                 if text not in keep and text_destination(text) not in planned:
                     remove_route(ctx, physical_id, text)
-        update_tags(ctx, physical_id, before, after)
 
 
 HANDLER = RouteTableHandler()

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._ec2 import is_not_found, not_visible_yet, refuse_replacing
+from deployer.resources._ec2 import Ec2Update, is_not_found, not_visible_yet
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
@@ -66,7 +66,10 @@ def _current(ctx: AwsContext, subnet_id: str) -> tuple[dict[str, Any], dict[str,
     return None
 
 
-class RouteTableAssociationHandler:
+class RouteTableAssociationHandler(Ec2Update):
+    """``update`` (:class:`Ec2Update`) changes nothing: a new subnet or route table is a new
+    association, refused in place."""
+
     type: ClassVar[str] = "AWS::EC2::SubnetRouteTableAssociation"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -133,18 +136,6 @@ class RouteTableAssociationHandler:
         if association is None or _state(association) not in _LIVE_STATES:
             return None
         return {"SubnetId": association["SubnetId"], "RouteTableId": association["RouteTableId"]}
-
-    def update(
-        self,
-        ctx: AwsContext,
-        node: ResourceNode,
-        physical_id: str,
-        before: dict[str, Any],
-        after: dict[str, Any],
-    ) -> None:
-        """Nothing of an association changes in place: a new subnet or route table is a new
-        association (CannotUpdate if asked)."""
-        refuse_replacing(ctx, self.type, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
     differs,
     error_code,
@@ -24,9 +25,7 @@ from deployer.resources._ec2 import (
     is_not_found,
     network_interface_holders,
     not_visible_yet,
-    refuse_replacing,
     tag_specifications,
-    update_tags,
 )
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
@@ -41,7 +40,7 @@ def wants_public_ips(node: ResourceNode, props: dict[str, Any]) -> bool:
     return node.meta.get("role") == "public" and bool(props.get("MapPublicIpOnLaunch", False))
 
 
-class SubnetHandler:
+class SubnetHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::Subnet"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -87,7 +86,7 @@ class SubnetHandler:
             "Tags": subnet.get("Tags") or [],
         }
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -95,14 +94,12 @@ class SubnetHandler:
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
         wanted = {**after, "MapPublicIpOnLaunch": wants_public_ips(node, after)}
         if differs(before, wanted, "MapPublicIpOnLaunch"):
             ctx.client("ec2").modify_subnet_attribute(
                 SubnetId=physical_id,
                 MapPublicIpOnLaunch={"Value": wanted["MapPublicIpOnLaunch"]},
             )
-        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

@@ -19,15 +19,14 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
     LAMBDA_ENI_DELAY,
+    Ec2Update,
     describe_by_id,
     differs,
     error_code,
     find_by_tags,
     is_not_found,
     not_visible_yet,
-    refuse_replacing,
     tag_specifications,
-    update_tags,
 )
 from deployer.resources.base import (
     AwsContext,
@@ -59,7 +58,7 @@ def _attribute_key(attribute: str) -> str:
     return attribute[0].upper() + attribute[1:]
 
 
-class VpcHandler:
+class VpcHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::VPC"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -108,7 +107,7 @@ class VpcHandler:
             props[key] = bool(answer[key].get("Value"))
         return props
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -116,7 +115,6 @@ class VpcHandler:
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
         # The tenancy is set by CreateVpc and AWS lets nobody make it dedicated later, so only
         # a known difference (dedicated -> default) needs a call.
         tenancy = after.get("InstanceTenancy")
@@ -133,7 +131,6 @@ class VpcHandler:
                 ec2.modify_vpc_attribute(
                     VpcId=physical_id, **{_attribute_key(attribute): {"Value": value}}
                 )
-        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

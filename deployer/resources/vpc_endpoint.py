@@ -19,13 +19,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
     differs,
     find_by_tags,
     not_visible_yet,
-    refuse_replacing,
     tag_specifications,
-    update_tags,
 )
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
@@ -65,7 +64,7 @@ def endpoint_status(endpoint: dict[str, Any]) -> Ready | Pending | Failed:
     return Pending(f"VPC endpoint is {state}")
 
 
-class VpcEndpointHandler:
+class VpcEndpointHandler(Ec2Update):
     type = "AWS::EC2::VPCEndpoint"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -121,7 +120,7 @@ class VpcEndpointHandler:
             props["PolicyDocument"] = endpoint["PolicyDocument"]
         return props
 
-    def update(
+    def change(
         self,
         ctx: AwsContext,
         node: ResourceNode,
@@ -133,7 +132,6 @@ class VpcEndpointHandler:
         differences (AddSubnetIds, RemoveSubnetIds...), so when anything but the tags is to
         change they are worked out from the endpoint as AWS describes it now: a stale
         ``before`` cannot make AWS refuse to add a subnet it has or remove one it has not."""
-        refuse_replacing(ctx, self.type, before, after)
         if any(differs(before, after, name) for name in _SETTABLE):
             # Not visible yet (just created): every change is an addition.
             live = self.read(ctx, node, physical_id) or {}
@@ -153,7 +151,6 @@ class VpcEndpointHandler:
                 kwargs["PolicyDocument"] = _policy_text(after["PolicyDocument"])
             if kwargs:
                 ctx.client("ec2").modify_vpc_endpoint(VpcEndpointId=physical_id, **kwargs)
-        update_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         response = ctx.client("ec2").delete_vpc_endpoints(VpcEndpointIds=[physical_id])
