@@ -662,6 +662,44 @@ def test_a_subnet_in_a_table_that_is_not_ours_is_refused(dep: HandlerDriver, ec2
     assert [a["SubnetId"] for a in table["Associations"]] == [dep.ids["LambdaSubnet1"]]
 
 
+def test_a_move_whose_answer_was_lost_ends_as_planned(aws_context, ec2, sandbox) -> None:
+    """NAT single -> per_az moves a subnet to its new route table. AWS made the move but its
+    answer was lost (the sandbox answers 502 after moto did it), so botocore asks again and
+    AWS answers that the old association is gone: the subnet in its new table is the result,
+    not a failure."""
+    from deployer.aws import client_factory
+
+    ctx = aws_context(spec_tags=SPEC_TAGS)
+    single = HandlerDriver(ctx, GRAPH)
+    build(
+        single,
+        ec2,
+        ["Vpc", "LambdaSubnet1", "LambdaRouteTable", "LambdaSubnet1RouteTableAssociation"],
+    )
+    through_sandbox = dataclasses.replace(
+        ctx, client=client_factory(region="us-east-1", endpoint_url=sandbox.url)
+    )
+    per_az = HandlerDriver(through_sandbox, plan(dataclasses.replace(SPEC, nat="per_az")))
+    per_az.ids, per_az.attributes = dict(single.ids), dict(single.attributes)
+    build(per_az, ec2, ["LambdaRouteTable1"])
+    sandbox.config(
+        lose_response_rate=1.0,
+        lose_mode="502",
+        actions=["ReplaceRouteTableAssociation"],
+        max_faults=1,
+    )
+
+    build(per_az, ec2, ["LambdaSubnet1RouteTableAssociation"])
+
+    assert sandbox.stats()["faults"]["lose_response"] == 1
+    assert drift(per_az, "LambdaSubnet1RouteTableAssociation") == []
+    single.destroy("LambdaSubnet1RouteTableAssociation")  # the old one: already gone
+    table = ec2.describe_route_tables(RouteTableIds=[per_az.ids["LambdaRouteTable1"]])
+    assert [a["SubnetId"] for a in table["RouteTables"][0]["Associations"]] == [
+        per_az.ids["LambdaSubnet1"]
+    ]
+
+
 def test_route_text_is_one_spelling_for_described_and_planned_routes() -> None:
     assert route_text({"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1"}) == (
         "0.0.0.0/0 -> nat-1"
@@ -958,6 +996,40 @@ def test_a_gateway_endpoints_route_is_removed_through_the_endpoint(stubbed) -> N
     )
     before = {ROUTES: ["pl-63a5400a -> vpce-1", "0.0.0.0/0 -> igw-1"]}
     handler_for(node.type).update(ctx, node, "rtb-1", before, {ROUTES: []})
+
+
+def test_an_endpoint_change_retried_after_a_lost_answer_is_done(stubbed) -> None:
+    """AWS refuses the retried ModifyVpcEndpoint (its first attempt added the subnet): the
+    endpoint as described now has the change, so the update is done; an endpoint without it
+    still fails."""
+    ctx, stubber = stubbed()
+    node = GRAPH["SecretsManagerEndpoint"]
+    handler = handler_for(node.type)
+    before = {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    after = {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
+
+    def described(subnets: list[str]) -> dict[str, Any]:
+        endpoint = {
+            "VpcEndpointId": "vpce-1",
+            "State": "available",
+            "SubnetIds": subnets,
+            "Groups": [{"GroupId": "sg-1", "GroupName": "endpoint"}],
+        }
+        return {"VpcEndpoints": [endpoint]}
+
+    for now, fails in ((["subnet-1", "subnet-2"], False), (["subnet-1"], True)):
+        stubber.add_response("describe_vpc_endpoints", described(["subnet-1"]))
+        stubber.add_client_error(
+            "modify_vpc_endpoint",
+            "DuplicateSubnetsInSameZone",
+            expected_params={"VpcEndpointId": "vpce-1", "AddSubnetIds": ["subnet-2"]},
+        )
+        stubber.add_response("describe_vpc_endpoints", described(now))
+        if fails:
+            with pytest.raises(ClientError, match="DuplicateSubnetsInSameZone"):
+                handler.update(ctx, node, "vpce-1", before, after)
+        else:
+            handler.update(ctx, node, "vpce-1", before, after)
 
 
 def test_every_plan_network_type_has_a_handler() -> None:

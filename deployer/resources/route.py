@@ -118,6 +118,19 @@ def _target(props: dict[str, Any]) -> dict[str, Any]:
     return {key: props[key] for key in TARGET_KEYS if props.get(key)}
 
 
+def _put_route(ctx: AwsContext, key: dict[str, str], props: dict[str, Any]) -> None:
+    """The route ``key`` (table + destination) made to point at ``props``' target:
+    CreateRoute, or ReplaceRoute when the destination is taken (by a route left pointing
+    elsewhere, or by this very call retried after its first answer was lost)."""
+    ec2 = ctx.client("ec2")
+    try:
+        ec2.create_route(**key, **_target(props))
+    except ClientError as exc:
+        if error_code(exc) != "RouteAlreadyExists":
+            raise
+        ec2.replace_route(**key, **_target(props))
+
+
 class RouteHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::Route"
 
@@ -132,14 +145,7 @@ class RouteHandler(Ec2Update):
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
         table_id, destination = props["RouteTableId"], route_destination(props)
-        kwargs = {"RouteTableId": table_id, **destination_kwargs(destination), **_target(props)}
-        ec2 = ctx.client("ec2")
-        try:
-            ec2.create_route(**kwargs)
-        except ClientError as exc:
-            if error_code(exc) != "RouteAlreadyExists":
-                raise
-            ec2.replace_route(**kwargs)
+        _put_route(ctx, {"RouteTableId": table_id, **destination_kwargs(destination)}, props)
         return composite_id(table_id, destination)
 
     def check_ready(
@@ -181,16 +187,15 @@ class RouteHandler(Ec2Update):
         if _target(before) == target:
             return
         table_id, destination = split_id(physical_id, 2)
-        kwargs = {"RouteTableId": table_id, **destination_kwargs(destination), **target}
-        ec2 = ctx.client("ec2")
+        key = {"RouteTableId": table_id, **destination_kwargs(destination)}
         try:
-            ec2.replace_route(**kwargs)
+            ctx.client("ec2").replace_route(**key, **target)
         except ClientError as exc:
             # AWS answers InvalidParameterValue (moto too) for a route that does not exist.
             missing = is_not_found(exc) or error_code(exc) == "InvalidParameterValue"
             if not missing or _route(ctx, table_id, destination) is not None:
                 raise
-            ec2.create_route(**kwargs)
+            _put_route(ctx, key, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         table_id, destination = split_id(physical_id, 2)

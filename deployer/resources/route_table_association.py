@@ -11,6 +11,8 @@ with another route table of this deployment (tagged with its identity), it moves
 with ReplaceRouteTableAssociation (the subnet is never without its routes, and the old
 association's id is then gone, which its delete takes as done); associated with a route table
 that is not this deployment's, it is refused as AWS refuses it (``Resource.AlreadyAssociated``).
+A move retried after its answer was lost finds the old association gone and the subnet already
+in the new table: that is the result.
 Both properties are create-only: nothing changes in place.
 """
 
@@ -110,9 +112,17 @@ class RouteTableAssociationHandler(Ec2Update):
                 },
                 "AssociateRouteTable",
             )
-        return ec2.replace_route_table_association(
-            AssociationId=association["RouteTableAssociationId"], RouteTableId=table_id
-        )["NewAssociationId"]
+        try:
+            return ec2.replace_route_table_association(
+                AssociationId=association["RouteTableAssociationId"], RouteTableId=table_id
+            )["NewAssociationId"]
+        except ClientError as exc:
+            # Retried after a lost answer: the first call moved the subnet, so the old
+            # association is gone. The subnet in this node's table is that call's work.
+            moved = _current(ctx, subnet_id) if is_not_found(exc) else None
+            if moved is None or moved[1]["RouteTableId"] != table_id:
+                raise
+            return moved[0]["RouteTableAssociationId"]
 
     def check_ready(
         self, ctx: AwsContext, node: ResourceNode, physical_id: str

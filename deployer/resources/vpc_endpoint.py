@@ -150,7 +150,14 @@ class VpcEndpointHandler(Ec2Update):
             if after.get("PolicyDocument") and differs(live, after, "PolicyDocument"):
                 kwargs["PolicyDocument"] = _policy_text(after["PolicyDocument"])
             if kwargs:
-                ctx.client("ec2").modify_vpc_endpoint(VpcEndpointId=physical_id, **kwargs)
+                try:
+                    ctx.client("ec2").modify_vpc_endpoint(VpcEndpointId=physical_id, **kwargs)
+                except ClientError:
+                    # Retried after a lost answer, AWS refuses to add a subnet the first call
+                    # added: the endpoint as it now is says whether the change was made.
+                    now = self.read(ctx, node, physical_id) or {}
+                    if any(differs(now, after, name) for name in _SETTABLE if name in after):
+                        raise
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         response = ctx.client("ec2").delete_vpc_endpoints(VpcEndpointIds=[physical_id])
