@@ -269,10 +269,12 @@ class Ec2Update:
 
 
 class StatelessEc2Handler(Ec2Update):
-    """The four lookups and the delete of an EC2 resource with no lifecycle state of its own
-    (internet gateways, route tables): found by its tags, usable once visible, deleted by one
-    call, gone once no longer visible. ``DependencyViolation`` on delete means the nodes that
-    hang on it (which destroy removes first) are still being removed by AWS: wait it out.
+    """The lookups, read, update and delete of an EC2 resource with no lifecycle state of its
+    own (internet gateways, route tables): found by its tags, usable once visible, deleted by
+    one call, gone once no longer visible. ``DependencyViolation`` on delete means the nodes
+    that hang on it (which destroy removes first) are still being removed by AWS: wait it out.
+    ``read`` gives what :meth:`live_properties` takes from one describe; ``update`` (from
+    :class:`Ec2Update`) changes the tags, the only thing of theirs AWS changes in place.
 
     Subclasses give ``type``, ``create`` and the class attributes below.
     """

@@ -1,7 +1,7 @@
 """``AWS::EC2::VPCEndpoint``: physical id ``vpce-...``.
 
-Used for the Secrets Manager interface endpoint when the deployment has no NAT: it gives the
-Lambda (and the API instances) a private path to Secrets Manager. An interface endpoint takes a
+Used for the Secrets Manager interface endpoint, in every design: it gives the API instances
+(whose subnets have no route out) and the Lambda a private path to Secrets Manager. An interface endpoint takes a
 minute or two to become ``available`` while AWS places its network interfaces in the subnets, so
 check_ready reports the pending states instead of waiting.
 
