@@ -1,12 +1,16 @@
 """The network handlers (VPC, subnets, internet gateway and its attachment, route tables,
-routes, associations, Elastic IPs, NAT gateways) against the moto server over HTTP.
+routes, associations, Elastic IPs, NAT gateways, the Secrets Manager endpoint's read and update)
+against the moto server over HTTP.
 
 Nodes come from a real plan, driven by ``tests.support.HandlerDriver``: each node's Refs are
 resolved by the engine's own ``resolve`` (Ref -> the physical id, Ref(x, attr) -> x's Ready
-attribute), and prerequisites are made through the handlers themselves. The last section feeds the handlers answers real AWS gives
-but the emulator never does (pending and failed states, DependencyViolation): a botocore
-Stubber in front of a real client, which also checks every stubbed answer against AWS's own
-service model.
+attribute), and prerequisites are made through the handlers themselves. The live-stack section
+reads resources back with each handler's ``read`` and compares them with what was applied the
+way a drift check does (``deployer.drift.compare``), applies design changes through the change
+set (``deployer.changes``) and repairs changes made by hand with plain boto3. The last section
+feeds the handlers answers real AWS gives but the emulator never does (pending and failed
+states, DependencyViolation, a refused retry): a botocore Stubber in front of a real client,
+which also checks every stubbed answer against AWS's own service model.
 """
 
 from __future__ import annotations
