@@ -40,7 +40,7 @@ from deployer.resources.base import (
     Ready,
     RetryLater,
 )
-from deployer.resources.route import route_text
+from deployer.resources.route import route_text, route_text_of_props
 from deployer.resources.route_table import routes_of
 from designer.plan import plan
 from designer.spec import Spec
@@ -427,7 +427,7 @@ def update(dep: HandlerDriver, logical_id: str, before: dict, after: dict | None
 def planned_routes(dep: HandlerDriver, table: str) -> list[str]:
     """What a drift check expects a route table's ``Routes`` to be: its planned routes."""
     return sorted(
-        route_text(dep.props(node.logical_id))
+        route_text_of_props(dep.props(node.logical_id))
         for node in dep.graph
         if node.type == "AWS::EC2::Route" and node.properties["RouteTableId"].logical_id == table
     )
@@ -718,7 +718,7 @@ def test_route_text_is_one_spelling_for_described_and_planned_routes() -> None:
     }
     assert (
         route_text(described)
-        == route_text({"RouteTableId": "rtb-1", **described})
+        == route_text_of_props({"RouteTableId": "rtb-1", **described})
         == ("10.9.0.0/16 -> i-1")
     )
     assert route_text(

@@ -11,8 +11,8 @@ In place: the target (``update`` repoints the route with ReplaceRoute, and makes
 was deleted meanwhile). The table and the destination are create-only: a new route.
 
 :func:`route_text` is the one spelling of a route, ``"0.0.0.0/0 -> nat-0abc"``, for a route
-entry as DescribeRouteTables gives it and for a Route node's resolved properties alike (they
-share the key names): a route table's ``read`` lists every non-local route it has that way, and
+entry as DescribeRouteTables gives it and (:func:`route_text_of_props`) for a Route node's
+resolved properties alike (they share the key names): a route table's ``read`` lists every non-local route it has that way, and
 a drift check builds the expected list from the planned routes with the same function.
 """
 
@@ -77,6 +77,13 @@ def route_text(route: dict[str, Any]) -> str:
     entry or from a Route node's resolved properties."""
     target = next((str(route[key]) for key in TARGET_KEYS if route.get(key)), "(no target)")
     return f"{route_destination(route)}{ARROW}{target}"
+
+
+def route_text_of_props(props: dict[str, Any]) -> str:
+    """A Route node's resolved properties as :func:`route_text` spells a described route: the
+    two share their key names, so this is the same text (what a drift check expects to find
+    in the node's route table)."""
+    return route_text(props)
 
 
 def text_destination(text: str) -> str:
