@@ -1,35 +1,47 @@
 """The network handlers (VPC, subnets, internet gateway and its attachment, route tables,
-routes, associations, Elastic IPs, NAT gateways) against the moto server over HTTP.
+routes, associations, Elastic IPs, NAT gateways, the Secrets Manager endpoint's read and update)
+against the moto server over HTTP.
 
 Nodes come from a real plan, driven by ``tests.support.HandlerDriver``: each node's Refs are
 resolved by the engine's own ``resolve`` (Ref -> the physical id, Ref(x, attr) -> x's Ready
-attribute), and prerequisites are made through the handlers themselves. The last section feeds the handlers answers real AWS gives
-but the emulator never does (pending and failed states, DependencyViolation): a botocore
-Stubber in front of a real client, which also checks every stubbed answer against AWS's own
-service model.
+attribute), and prerequisites are made through the handlers themselves. The live-stack section
+reads resources back with each handler's ``read`` and compares them with what was applied the
+way a drift check does (``deployer.drift.compare``), applies design changes through the change
+set (``deployer.changes``) and repairs changes made by hand with plain boto3. The last section
+feeds the handlers answers real AWS gives but the emulator never does (pending and failed
+states, DependencyViolation, a refused retry): a botocore Stubber in front of a real client,
+which also checks every stubbed answer against AWS's own service model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from deployer.changes import Live, change_set
+from deployer.constants import ChangeAction
+from deployer.drift import ROUTES, compare
 from deployer.resources import handler_for
 from deployer.resources.base import (
     TAG_DEPLOYMENT,
     TAG_LOGICAL_ID,
     AwsContext,
+    CannotUpdate,
     Failed,
     Gone,
     Pending,
     Ready,
     RetryLater,
 )
+from deployer.resources.route import route_text, route_text_of_props
+from deployer.resources.route_table import routes_of
 from designer.plan import plan
 from designer.spec import Spec
 from tests.support import HandlerDriver
@@ -38,7 +50,7 @@ SPEC = Spec(
     name="demo",
     region="us-east-1",
     vpc_cidr="10.0.0.0/16",
-    public_subnet_cidrs=("10.0.0.0/24",),
+    public_subnet_cidrs=("10.0.0.0/24", "10.0.5.0/24"),
     lambda_subnet_cidrs=("10.0.1.0/24", "10.0.4.0/24"),
     api_subnet_cidrs=("10.0.2.0/24", "10.0.3.0/24"),
     api_port=443,
@@ -81,19 +93,15 @@ def same_tags(dep: HandlerDriver, logical_id: str, resource_type: str) -> list[d
 
 def test_vpc_lifecycle(dep: HandlerDriver, ec2, aws_context) -> None:
     vpc_id = dep.create("Vpc")
+    # Create leaves the VPC as its properties say: nothing is left for check_ready to do.
     ready, reasons = dep.settle("Vpc")
-    assert reasons == ["turning on DNS hostnames"]  # DNS support is on by default
+    assert reasons == []
     assert ready.attributes == {"VpcId": vpc_id, "CidrBlock": "10.0.0.0/16"}
     for attribute, key in (
         ("enableDnsSupport", "EnableDnsSupport"),
         ("enableDnsHostnames", "EnableDnsHostnames"),
     ):
         assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
-    # Turned off outside Gantry: support comes back first, then hostnames (AWS refuses
-    # hostnames without support), one attribute per pass, each read back.
-    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
-    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": False})
-    assert dep.settle("Vpc")[1] == ["turning on DNS support", "turning on DNS hostnames"]
     vpc = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
     assert_gantry_tags(dep, "Vpc", vpc)
     assert vpc["CidrBlock"] == "10.0.0.0/16"
@@ -152,27 +160,31 @@ def test_subnet_lifecycle(dep: HandlerDriver, ec2) -> None:
     assert dep.find("LambdaSubnet1") == [duplicate]
 
 
-def test_private_subnet_that_maps_public_ips_is_turned_back(dep: HandlerDriver, ec2) -> None:
-    """ "Private subnets never map public IPs" is read back from AWS, not assumed: a subnet
-    changed outside Gantry (or a property that says otherwise) is set back before Ready."""
+def test_private_subnet_never_maps_public_ips_whatever_it_says(dep: HandlerDriver, ec2) -> None:
+    """ "Private subnets never map public IPs" does not rest on a property: a private subnet
+    whose property says otherwise is made, and updated, without public IPs."""
     dep.up("Vpc")
-    subnet_id = dep.create("ApiSubnet1")
-    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
     dep.node("ApiSubnet1").properties["MapPublicIpOnLaunch"] = True
+    subnet_id = dep.create("ApiSubnet1")
+    dep.settle("ApiSubnet1")
+    assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"] is False
 
-    _, reasons = dep.settle("ApiSubnet1")
-
-    assert reasons == ["turning off public IP mapping"]
-    subnet = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
-    assert subnet["MapPublicIpOnLaunch"] is False
+    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+    handler, node = dep.handler("ApiSubnet1"), dep.node("ApiSubnet1")
+    handler.update(
+        dep.ctx, node, subnet_id, handler.read(dep.ctx, node, subnet_id), dep.props("ApiSubnet1")
+    )
+    assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"] is False
 
 
 def test_public_subnet_maps_public_ips_only_when_asked(dep: HandlerDriver, ec2) -> None:
-    dep.up("Vpc")
-    dep.node("PublicSubnet1").properties["MapPublicIpOnLaunch"] = True
-    subnet_id = dep.create("PublicSubnet1")
-    _, reasons = dep.settle("PublicSubnet1")
-    assert reasons == ["turning on public IP mapping"]
+    dep.up("Vpc", "PublicSubnet1")
+    plain = ec2.describe_subnets(SubnetIds=[dep.ids["PublicSubnet1"]])["Subnets"][0]
+    assert plain["MapPublicIpOnLaunch"] is False
+    dep.node("PublicSubnet2").properties["MapPublicIpOnLaunch"] = True
+    subnet_id = dep.create("PublicSubnet2")
+    _, reasons = dep.settle("PublicSubnet2")
+    assert reasons == []  # set by create itself
     assert ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["MapPublicIpOnLaunch"]
 
 
@@ -351,6 +363,381 @@ def test_lambda_route_through_the_nat_gateway(dep: HandlerDriver, ec2) -> None:
     routes = ec2.describe_route_tables(RouteTableIds=[rtb_id])["RouteTables"][0]["Routes"]
     default = [r for r in routes if r["DestinationCidrBlock"] == "0.0.0.0/0"]
     assert [r.get("NatGatewayId") for r in default] == [dep.ids["NatGateway1"]]
+
+
+# --- Live stacks: read, update in place, drift ---------------------------------------------------
+
+NETWORK_TYPES = frozenset(
+    {
+        "AWS::EC2::VPC",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::VPCGatewayAttachment",
+        "AWS::EC2::RouteTable",
+        "AWS::EC2::Route",
+        "AWS::EC2::SubnetRouteTableAssociation",
+        "AWS::EC2::EIP",
+        "AWS::EC2::NatGateway",
+        "AWS::EC2::VPCEndpoint",
+    }
+)
+ONE_AZ = dataclasses.replace(
+    SPEC,
+    public_subnet_cidrs=("10.0.0.0/24",),
+    lambda_subnet_cidrs=("10.0.1.0/24",),
+    api_subnet_cidrs=("10.0.2.0/24",),
+    api_kind="ec2",
+)
+
+
+def network_ids(graph) -> list[str]:
+    """The network nodes of a graph, in creation order."""
+    return [n.logical_id for n in graph.topological_order() if n.type in NETWORK_TYPES]
+
+
+def build(dep: HandlerDriver, ec2, logical_ids: list[str]) -> None:
+    """Each node made through its handler and settled, as the engine does. The endpoint's
+    security group belongs to the security handlers: it is made here with plain boto3."""
+    for logical_id in logical_ids:
+        if dep.node(logical_id).type == "AWS::EC2::VPCEndpoint" and (
+            "EndpointSecurityGroup" not in dep.ids
+        ):
+            dep.ids["EndpointSecurityGroup"] = ec2.create_security_group(
+                GroupName="endpoint", Description="endpoint", VpcId=dep.ids["Vpc"]
+            )["GroupId"]
+        dep.up(logical_id)
+
+
+def read(dep: HandlerDriver, logical_id: str, physical_id: str | None = None) -> Any:
+    return dep.handler(logical_id).read(
+        dep.ctx, dep.node(logical_id), physical_id or dep.ids[logical_id]
+    )
+
+
+def update(dep: HandlerDriver, logical_id: str, before: dict, after: dict | None = None) -> None:
+    dep.handler(logical_id).update(
+        dep.ctx,
+        dep.node(logical_id),
+        dep.ids[logical_id],
+        before,
+        after if after is not None else expected(dep, logical_id),
+    )
+
+
+def planned_routes(dep: HandlerDriver, table: str) -> list[str]:
+    """What a drift check expects a route table's ``Routes`` to be: its planned routes."""
+    return sorted(
+        route_text_of_props(dep.props(node.logical_id))
+        for node in dep.graph
+        if node.type == "AWS::EC2::Route" and node.properties["RouteTableId"].logical_id == table
+    )
+
+
+def expected(dep: HandlerDriver, logical_id: str) -> dict[str, Any]:
+    """What was applied: the resolved properties, and a route table's planned routes."""
+    props = dep.props(logical_id)
+    if dep.node(logical_id).type == "AWS::EC2::RouteTable":
+        props[ROUTES] = planned_routes(dep, logical_id)
+    return props
+
+
+def drift(dep: HandlerDriver, logical_id: str) -> list[str]:
+    """The names of the properties a drift check finds changed."""
+    live = read(dep, logical_id)
+    assert live is not None, logical_id
+    return sorted(
+        d.property for d in compare(dep.node(logical_id).type, expected(dep, logical_id), live)
+    )
+
+
+def test_every_network_resource_reads_back_as_applied(dep: HandlerDriver, ec2) -> None:
+    """After create + settle every planned property is read back unchanged; update with
+    before={} (an adopted resource) is harmless everywhere; a deleted resource reads None."""
+    built = network_ids(dep.graph)
+    build(dep, ec2, built)
+
+    for logical_id in built:
+        live = read(dep, logical_id)
+        want = expected(dep, logical_id)
+        assert set(want) <= set(live), logical_id  # every planned property is read back
+        assert compare(dep.node(logical_id).type, want, live) == [], logical_id
+    assert read(dep, "PublicRouteTable")[ROUTES] == [f"0.0.0.0/0 -> {dep.ids['InternetGateway']}"]
+    assert read(dep, "LambdaRouteTable")[ROUTES] == [f"0.0.0.0/0 -> {dep.ids['NatGateway1']}"]
+    assert read(dep, "ApiRouteTable")[ROUTES] == []
+
+    for logical_id in built:
+        update(dep, logical_id, {})
+        assert drift(dep, logical_id) == [], logical_id
+
+    for logical_id in reversed(built):
+        dep.destroy(logical_id)
+        assert read(dep, logical_id) is None, logical_id
+
+
+#: Spec changes from the article's layout whose network part is applied in place, and the
+#: network nodes the change set modifies for each (the others are added, replaced, removed).
+DESIGN_CHANGES = {
+    "tags": (
+        dataclasses.replace(SPEC, tags=(("team", "payments"), ("cost-centre", "42"))),
+        dataclasses.replace(SPEC, tags=(("team", "platform"), ("owner", "web"))),
+        "every tagged node",
+    ),
+    "az added": (ONE_AZ, SPEC, {"SecretsManagerEndpoint"}),
+    "az removed": (SPEC, ONE_AZ, {"SecretsManagerEndpoint"}),
+    "nat single -> per_az": (SPEC, dataclasses.replace(SPEC, nat="per_az"), set()),
+    "nat per_az -> single": (dataclasses.replace(SPEC, nat="per_az"), SPEC, set()),
+}
+
+
+@pytest.mark.parametrize("name", DESIGN_CHANGES)
+def test_a_design_change_is_applied_and_reads_back(name, aws_context, ec2) -> None:
+    """The change set between two design versions applied to the network the first one
+    built, as the walker applies it (additions and replacements created and in-place changes
+    updated in creation order, then the replaced and removed deleted in reverse), then read
+    back from AWS: every resource as the new version says, nothing of the old shape left."""
+    before_spec, after_spec, modified = DESIGN_CHANGES[name]
+    ctx = aws_context(spec_tags=dict(before_spec.tags))
+    old = HandlerDriver(ctx, plan(before_spec))
+    build(old, ec2, network_ids(old.graph))
+    new = HandlerDriver(dataclasses.replace(ctx, spec_tags=dict(after_spec.tags)), plan(after_spec))
+    new.ids, new.attributes = dict(old.ids), dict(old.attributes)
+
+    live = {
+        lid: Live(node=old.node(lid), physical_id=pid)
+        for lid, pid in old.ids.items()
+        if lid in old.graph
+    }
+    changes = change_set(live, new.graph, region="us-east-1").by_id()
+    updated, doomed = set(), []
+    for logical_id in network_ids(new.graph):
+        change = changes.get(logical_id)
+        if change is None:
+            continue
+        if change.action == ChangeAction.MODIFY:
+            update(new, logical_id, old.props(logical_id), new.props(logical_id))
+            new.settle(logical_id)
+            updated.add(logical_id)
+        else:
+            if change.action == ChangeAction.REPLACE:
+                doomed.append(logical_id)
+            build(new, ec2, [logical_id])
+    for logical_id in reversed(network_ids(old.graph)):
+        change = changes.get(logical_id)
+        if logical_id in doomed or (change and change.action == ChangeAction.REMOVE):
+            old.destroy(logical_id)
+            assert read(old, logical_id) is None, logical_id
+
+    if modified == "every tagged node":
+        modified = {lid for lid in network_ids(new.graph) if "Tags" in new.node(lid).properties}
+    assert updated == modified
+    for logical_id in network_ids(new.graph):
+        assert drift(new, logical_id) == [], logical_id
+    # Every subnet has exactly one explicit route table, the planned one.
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [new.ids["Vpc"]]}])
+    associated = Counter(
+        a["SubnetId"] for t in tables["RouteTables"] for a in t["Associations"] if a.get("SubnetId")
+    )
+    subnets = {new.ids[n.logical_id] for n in new.graph if n.type == "AWS::EC2::Subnet"}
+    assert associated == Counter(subnets)
+    if name == "tags":
+        tags = tags_of(ec2.describe_vpcs(VpcIds=[new.ids["Vpc"]])["Vpcs"][0])
+        assert (tags["team"], tags["owner"], "cost-centre" in tags) == ("platform", "web", False)
+        assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag  # never removed
+
+
+def test_changes_made_by_hand_show_as_drift_and_update_puts_them_back(
+    dep: HandlerDriver, ec2
+) -> None:
+    built = network_ids(dep.graph)
+    build(dep, ec2, built)
+    ids = dep.ids
+    stray_igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    stray_group = ec2.create_security_group(
+        GroupName="stray", Description="stray", VpcId=ids["Vpc"]
+    )["GroupId"]
+
+    # By hand: DNS off, a tag taken off, a tag added, public IPs on in a private subnet, a
+    # route added and a planned one repointed, a tag changed, the endpoint's subnets and groups.
+    ec2.modify_vpc_attribute(VpcId=ids["Vpc"], EnableDnsHostnames={"Value": False})
+    ec2.modify_vpc_attribute(VpcId=ids["Vpc"], EnableDnsSupport={"Value": False})
+    ec2.delete_tags(Resources=[ids["Vpc"]], Tags=[{"Key": "team"}])
+    ec2.create_tags(Resources=[ids["LambdaSubnet1"]], Tags=[{"Key": "by-hand", "Value": "1"}])
+    ec2.modify_subnet_attribute(SubnetId=ids["LambdaSubnet1"], MapPublicIpOnLaunch={"Value": True})
+    ec2.create_route(
+        RouteTableId=ids["ApiRouteTable"], DestinationCidrBlock="0.0.0.0/0", GatewayId=stray_igw
+    )
+    ec2.create_route(
+        RouteTableId=ids["LambdaRouteTable"],
+        DestinationCidrBlock="192.168.0.0/16",
+        GatewayId=stray_igw,
+    )
+    ec2.replace_route(
+        RouteTableId=ids["LambdaRouteTable"], DestinationCidrBlock="0.0.0.0/0", GatewayId=stray_igw
+    )
+    ec2.create_tags(Resources=[ids["NatGateway1"]], Tags=[{"Key": "team", "Value": "someone"}])
+    ec2.delete_tags(Resources=[ids["NatEip1"], ids["InternetGateway"]], Tags=[{"Key": "Name"}])
+    ec2.modify_vpc_endpoint(
+        VpcEndpointId=ids["SecretsManagerEndpoint"],
+        RemoveSubnetIds=[ids["LambdaSubnet2"]],
+        AddSecurityGroupIds=[stray_group],
+    )
+
+    found = {lid: drift(dep, lid) for lid in built}
+    assert {lid: names for lid, names in found.items() if names} == {
+        "Vpc": ["EnableDnsHostnames", "EnableDnsSupport", "Tags"],
+        "LambdaSubnet1": ["MapPublicIpOnLaunch", "Tags"],
+        "ApiRouteTable": [ROUTES],
+        "LambdaRouteTable": [ROUTES],
+        "LambdaDefaultRoute": ["NatGatewayId"],
+        "NatGateway1": ["Tags"],
+        "NatEip1": ["Tags"],
+        "InternetGateway": ["Tags"],
+        "SecretsManagerEndpoint": ["SecurityGroupIds", "SubnetIds"],
+    }
+    assert read(dep, "LambdaRouteTable")[ROUTES] == [
+        f"0.0.0.0/0 -> {stray_igw}",
+        f"192.168.0.0/16 -> {stray_igw}",
+    ]
+    # check_ready only looks: a drifted resource is still ready, and still drifted.
+    assert isinstance(dep.check("Vpc"), Ready) and isinstance(dep.check("LambdaSubnet1"), Ready)
+    assert drift(dep, "Vpc") == ["EnableDnsHostnames", "EnableDnsSupport", "Tags"]
+
+    # The repair: each drifted resource updated from what was read to what was applied, in
+    # creation order (a table before its routes), as a deploy of the unchanged design does.
+    for logical_id in built:
+        if found[logical_id]:
+            update(dep, logical_id, read(dep, logical_id))
+    assert {lid: names for lid in built if (names := drift(dep, lid))} == {}
+    assert (
+        tags_of(ec2.describe_subnets(SubnetIds=[ids["LambdaSubnet1"]])["Subnets"][0]).get("by-hand")
+        is None
+    )
+    assert read(dep, "LambdaRouteTable")[ROUTES] == [f"0.0.0.0/0 -> {ids['NatGateway1']}"]
+
+
+def test_an_adopted_vpc_is_converged_from_nothing(dep: HandlerDriver, ec2) -> None:
+    """A create whose answer was lost leaves a VPC with its tags but without the DNS
+    hostnames create would have turned on: found by its tags, update(before={}) finishes it."""
+    lost = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=same_tags(dep, "Vpc", "vpc"))
+    vpc_id = lost["Vpc"]["VpcId"]
+    assert dep.find("Vpc") == [vpc_id]
+    dep.ids["Vpc"] = vpc_id
+    assert drift(dep, "Vpc") == ["EnableDnsHostnames"]
+    update(dep, "Vpc", {})
+    assert drift(dep, "Vpc") == []
+
+
+def test_a_route_follows_its_target_in_place(dep: HandlerDriver, ec2) -> None:
+    """A NAT gateway replaced: its route is repointed with ReplaceRoute (same route, same
+    physical id), and one deleted meanwhile is made again."""
+    build(dep, ec2, ["Vpc", "InternetGateway", "VpcGatewayAttachment", "PublicSubnet1"])
+    build(dep, ec2, ["NatEip1", "NatGateway1", "LambdaRouteTable", "LambdaDefaultRoute"])
+    route_id = dep.ids["LambdaDefaultRoute"]
+    applied = dep.props("LambdaDefaultRoute")
+    replacement = ec2.create_nat_gateway(
+        SubnetId=dep.ids["PublicSubnet1"],
+        AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"],
+    )["NatGateway"]["NatGatewayId"]
+    moved = {**applied, "NatGatewayId": replacement}
+
+    update(dep, "LambdaDefaultRoute", applied, moved)
+    assert read(dep, "LambdaDefaultRoute")["NatGatewayId"] == replacement
+    assert dep.find("LambdaDefaultRoute") == [] and dep.ids["LambdaDefaultRoute"] == route_id
+    assert read(dep, "LambdaRouteTable")[ROUTES] == [f"0.0.0.0/0 -> {replacement}"]
+
+    ec2.delete_route(RouteTableId=dep.ids["LambdaRouteTable"], DestinationCidrBlock="0.0.0.0/0")
+    assert read(dep, "LambdaDefaultRoute") is None
+    update(dep, "LambdaDefaultRoute", moved, applied)
+    assert isinstance(dep.check("LambdaDefaultRoute"), Ready)
+    assert drift(dep, "LambdaDefaultRoute") == []
+
+
+def test_a_subnet_in_a_table_that_is_not_ours_is_refused(dep: HandlerDriver, ec2) -> None:
+    """Moving a subnet between route tables is for this deployment's own tables only: one in
+    somebody else's table is refused as AWS refuses it, and stays where it was."""
+    build(dep, ec2, ["Vpc", "LambdaSubnet1", "LambdaRouteTable"])
+    theirs = ec2.create_route_table(VpcId=dep.ids["Vpc"])["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=theirs, SubnetId=dep.ids["LambdaSubnet1"])
+
+    with pytest.raises(ClientError, match="Resource.AlreadyAssociated") as caught:
+        dep.create("LambdaSubnet1RouteTableAssociation")
+    assert theirs in str(caught.value)
+    table = ec2.describe_route_tables(RouteTableIds=[theirs])["RouteTables"][0]
+    assert [a["SubnetId"] for a in table["Associations"]] == [dep.ids["LambdaSubnet1"]]
+
+
+def test_a_move_whose_answer_was_lost_ends_as_planned(aws_context, ec2, sandbox) -> None:
+    """NAT single -> per_az moves a subnet to its new route table. AWS made the move but its
+    answer was lost (the sandbox answers 502 after moto did it), so botocore asks again and
+    AWS answers that the old association is gone: the subnet in its new table is the result,
+    not a failure."""
+    from deployer.aws import client_factory
+
+    ctx = aws_context(spec_tags=SPEC_TAGS)
+    single = HandlerDriver(ctx, GRAPH)
+    build(
+        single,
+        ec2,
+        ["Vpc", "LambdaSubnet1", "LambdaRouteTable", "LambdaSubnet1RouteTableAssociation"],
+    )
+    through_sandbox = dataclasses.replace(
+        ctx, client=client_factory(region="us-east-1", endpoint_url=sandbox.url)
+    )
+    per_az = HandlerDriver(through_sandbox, plan(dataclasses.replace(SPEC, nat="per_az")))
+    per_az.ids, per_az.attributes = dict(single.ids), dict(single.attributes)
+    build(per_az, ec2, ["LambdaRouteTable1"])
+    sandbox.config(
+        lose_response_rate=1.0,
+        lose_mode="502",
+        actions=["ReplaceRouteTableAssociation"],
+        max_faults=1,
+    )
+
+    build(per_az, ec2, ["LambdaSubnet1RouteTableAssociation"])
+
+    assert sandbox.stats()["faults"]["lose_response"] == 1
+    assert drift(per_az, "LambdaSubnet1RouteTableAssociation") == []
+    single.destroy("LambdaSubnet1RouteTableAssociation")  # the old one: already gone
+    table = ec2.describe_route_tables(RouteTableIds=[per_az.ids["LambdaRouteTable1"]])
+    assert [a["SubnetId"] for a in table["RouteTables"][0]["Associations"]] == [
+        per_az.ids["LambdaSubnet1"]
+    ]
+
+
+def test_route_text_is_one_spelling_for_described_and_planned_routes() -> None:
+    assert route_text({"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1"}) == (
+        "0.0.0.0/0 -> nat-1"
+    )
+    described = {
+        "DestinationCidrBlock": "10.9.0.0/16",
+        "InstanceId": "i-1",
+        "InstanceOwnerId": "123456789012",
+        "NetworkInterfaceId": "eni-1",
+        "Origin": "CreateRoute",
+        "State": "active",
+    }
+    assert (
+        route_text(described)
+        == route_text_of_props({"RouteTableId": "rtb-1", **described})
+        == ("10.9.0.0/16 -> i-1")
+    )
+    assert route_text(
+        {"DestinationIpv6CidrBlock": "::/0", "EgressOnlyInternetGatewayId": "eigw-1"}
+    ) == ("::/0 -> eigw-1")
+    assert (
+        route_text({"DestinationPrefixListId": "pl-1", "GatewayId": "vpce-1"}) == "pl-1 -> vpce-1"
+    )
+    table = {
+        "Routes": [
+            {
+                "DestinationCidrBlock": "10.0.0.0/16",
+                "GatewayId": "local",
+                "Origin": "CreateRouteTable",
+            },
+            {"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "Origin": "CreateRoute"},
+        ]
+    }
+    assert routes_of(table) == ["0.0.0.0/0 -> igw-1"]
 
 
 # --- Answers only real AWS gives ---------------------------------------------------------------
@@ -540,6 +927,113 @@ def test_detach_while_addresses_are_mapped_is_retried(stubbed) -> None:
     stubber.add_client_error("detach_internet_gateway", "DependencyViolation")
     with pytest.raises(RetryLater, match="public addresses mapped"):
         handler_for(node.type).delete(ctx, node, "igw-1|vpc-1")
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "physical_id", "before", "after", "words"),
+    [
+        ("Vpc", "vpc-1", {"CidrBlock": "10.0.0.0/16"}, {"CidrBlock": "10.1.0.0/16"}, "CidrBlock"),
+        (
+            "Vpc",
+            "vpc-1",
+            {"InstanceTenancy": "default"},
+            {"InstanceTenancy": "dedicated"},
+            "tenancy",
+        ),
+        (
+            "LambdaSubnet1",
+            "subnet-1",
+            {"AvailabilityZone": "us-east-1a"},
+            {"AvailabilityZone": "us-east-1b"},
+            "AvailabilityZone",
+        ),
+        ("LambdaRouteTable", "rtb-1", {"VpcId": "vpc-1"}, {"VpcId": "vpc-2"}, "VpcId"),
+        (
+            "LambdaDefaultRoute",
+            "rtb-1|0.0.0.0/0",
+            {"RouteTableId": "rtb-1"},
+            {"RouteTableId": "rtb-2"},
+            "RouteTableId",
+        ),
+        (
+            "LambdaSubnet1RouteTableAssociation",
+            "rtbassoc-1",
+            {"RouteTableId": "rtb-1"},
+            {"RouteTableId": "rtb-2"},
+            "RouteTableId",
+        ),
+        ("VpcGatewayAttachment", "igw-1|vpc-1", {}, {"InternetGatewayId": "igw-2"}, "igw-2"),
+        ("NatEip1", "eipalloc-1", {"Domain": "vpc"}, {"Domain": "standard"}, "domain"),
+        ("NatGateway1", NAT_ID, {"SubnetId": "subnet-1"}, {"SubnetId": "subnet-2"}, "SubnetId"),
+        (
+            "SecretsManagerEndpoint",
+            "vpce-1",
+            {"ServiceName": "com.amazonaws.us-east-1.secretsmanager"},
+            {"ServiceName": "com.amazonaws.us-east-1.ssm"},
+            "ServiceName",
+        ),
+    ],
+)
+def test_what_cannot_change_in_place_is_refused_before_any_call(
+    stubbed, logical_id, physical_id, before, after, words
+) -> None:
+    """A difference AWS can only make on a new resource raises CannotUpdate, and nothing has
+    been called (the Stubber has no answer queued: any call would fail the test)."""
+    ctx, _ = stubbed()
+    node = GRAPH[logical_id]
+    with pytest.raises(CannotUpdate, match=words):
+        handler_for(node.type).update(ctx, node, physical_id, before, after)
+
+
+def test_a_gateway_endpoints_route_is_removed_through_the_endpoint(stubbed) -> None:
+    """DeleteRoute cannot remove the route a gateway endpoint adds: the table is taken off
+    the endpoint instead (moto keeps such routes either way, so the call is what is checked)."""
+    ctx, stubber = stubbed()
+    node = GRAPH["ApiRouteTable"]
+    stubber.add_response(
+        "modify_vpc_endpoint",
+        {"Return": True},
+        {"VpcEndpointId": "vpce-1", "RemoveRouteTableIds": ["rtb-1"]},
+    )
+    stubber.add_response(
+        "delete_route", {}, {"RouteTableId": "rtb-1", "DestinationCidrBlock": "0.0.0.0/0"}
+    )
+    before = {ROUTES: ["pl-63a5400a -> vpce-1", "0.0.0.0/0 -> igw-1"]}
+    handler_for(node.type).update(ctx, node, "rtb-1", before, {ROUTES: []})
+
+
+def test_an_endpoint_change_retried_after_a_lost_answer_is_done(stubbed) -> None:
+    """AWS refuses the retried ModifyVpcEndpoint (its first attempt added the subnet): the
+    endpoint as described now has the change, so the update is done; an endpoint without it
+    still fails."""
+    ctx, stubber = stubbed()
+    node = GRAPH["SecretsManagerEndpoint"]
+    handler = handler_for(node.type)
+    before = {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    after = {"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]}
+
+    def described(subnets: list[str]) -> dict[str, Any]:
+        endpoint = {
+            "VpcEndpointId": "vpce-1",
+            "State": "available",
+            "SubnetIds": subnets,
+            "Groups": [{"GroupId": "sg-1", "GroupName": "endpoint"}],
+        }
+        return {"VpcEndpoints": [endpoint]}
+
+    for now, fails in ((["subnet-1", "subnet-2"], False), (["subnet-1"], True)):
+        stubber.add_response("describe_vpc_endpoints", described(["subnet-1"]))
+        stubber.add_client_error(
+            "modify_vpc_endpoint",
+            "DuplicateSubnetsInSameZone",
+            expected_params={"VpcEndpointId": "vpce-1", "AddSubnetIds": ["subnet-2"]},
+        )
+        stubber.add_response("describe_vpc_endpoints", described(now))
+        if fails:
+            with pytest.raises(ClientError, match="DuplicateSubnetsInSameZone"):
+                handler.update(ctx, node, "vpce-1", before, after)
+        else:
+            handler.update(ctx, node, "vpce-1", before, after)
 
 
 def test_every_plan_network_type_has_a_handler() -> None:

@@ -8,6 +8,9 @@ the attributes ``AllocationId`` and ``PublicIp``.
 Release must wait for the NAT gateway that uses the address: the NAT gateway node depends on
 this one, so destroy deletes it first and waits for it to be gone; while AWS is still tearing
 it down, ReleaseAddress fails and delete() asks to be retried.
+
+In place: the tags. The domain cannot change (an address is allocated in the VPC domain for
+good): a different one raises CannotUpdate.
 """
 
 from __future__ import annotations
@@ -17,14 +20,24 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
+    differs,
     error_code,
     find_by_tags,
     is_not_found,
     not_visible_yet,
     tag_specifications,
 )
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import (
+    AwsContext,
+    CannotUpdate,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+)
 from designer.graph import ResourceNode
 
 _DESCRIBE = ("describe_addresses", "Addresses", "AllocationIds")
@@ -34,7 +47,7 @@ _DESCRIBE = ("describe_addresses", "Addresses", "AllocationIds")
 _IN_USE_CODES = frozenset({"InvalidIPAddress.InUse", "DependencyViolation"})
 
 
-class ElasticIpHandler:
+class ElasticIpHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::EIP"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -55,6 +68,26 @@ class ElasticIpHandler:
         if address is None:
             return not_visible_yet("Elastic IP", physical_id)
         return Ready({"AllocationId": physical_id, "PublicIp": address["PublicIp"]})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        address = describe_by_id(ctx, *_DESCRIBE, physical_id)
+        if address is None:
+            return None
+        return {"Domain": address.get("Domain", "vpc"), "Tags": address.get("Tags") or []}
+
+    def change(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        if "Domain" in before and differs(before, after, "Domain"):
+            raise CannotUpdate(
+                f"Elastic IP {physical_id} is in the {before['Domain']} domain; an address in "
+                f"the {after['Domain']} domain is a new address"
+            )
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

@@ -4,6 +4,11 @@ An attachment cannot be tagged, so it is found by its natural key (gateway + VPC
 physical id is ``igw-...|vpc-...``. Deleting it detaches the gateway; AWS refuses that while
 the VPC still has public addresses mapped (the Elastic IPs of NAT gateways that are still being
 deleted), which is transient.
+
+Nothing changes in place. The VPC is create-only; the gateway is not in CloudFormation's schema
+(it detaches one and attaches the other), but here it is part of the physical id, so ``update``
+raises CannotUpdate for it: a new attachment. (A gateway replaced by hand is detached first, so
+its attachment is gone too and made again, never moved.)
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     composite_id,
     describe_by_id,
     error_code,
@@ -20,7 +26,15 @@ from deployer.resources._ec2 import (
     not_visible_yet,
     split_id,
 )
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import (
+    AwsContext,
+    CannotUpdate,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+)
 from designer.graph import ResourceNode
 
 #: Attachment states that mean "attached or on its way": AWS reports an attached internet
@@ -40,7 +54,7 @@ def _attachment(ctx: AwsContext, igw_id: str, vpc_id: str) -> dict[str, Any] | N
     return None
 
 
-class GatewayAttachmentHandler:
+class GatewayAttachmentHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::VPCGatewayAttachment"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -71,6 +85,34 @@ class GatewayAttachmentHandler:
             f"internet gateway {igw_id} is {state} from VPC {vpc_id} instead of attached; "
             f"something outside Gantry detached it"
         )
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        igw_id, vpc_id = split_id(physical_id, 2)
+        attachment = _attachment(ctx, igw_id, vpc_id)
+        if attachment is None or attachment.get("State") not in _LIVE_STATES:
+            return None
+        return {"InternetGatewayId": igw_id, "VpcId": vpc_id}
+
+    def change(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        # Whatever before says, the physical id says what this attachment joins.
+        igw_id, vpc_id = split_id(physical_id, 2)
+        if after.get("InternetGatewayId", igw_id) != igw_id:
+            raise CannotUpdate(
+                f"attachment {physical_id} is the attachment of internet gateway {igw_id}; "
+                f"attaching {after['InternetGatewayId']} instead needs a new attachment"
+            )
+        if after.get("VpcId", vpc_id) != vpc_id:
+            raise CannotUpdate(
+                f"attachment {physical_id} joins VPC {vpc_id}; attaching the gateway to "
+                f"{after['VpcId']} instead needs a new attachment"
+            )
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         igw_id, vpc_id = split_id(physical_id, 2)

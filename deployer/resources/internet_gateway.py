@@ -2,8 +2,9 @@
 ``AWS::EC2::VPCGatewayAttachment`` node's job (``gateway_attachment.py``).
 
 CreateInternetGateway takes no idempotency token: find-by-tags is what prevents a second one.
-Delete does not detach: the attachment node depends on this one, so destroy removes the
-attachment first; until AWS has finished that, delete answers ``DependencyViolation``.
+It has no properties but its tags, which ``update`` changes in place. Delete does not detach:
+the attachment node depends on this one, so destroy removes the attachment first; until AWS
+has finished that, delete answers ``DependencyViolation``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ tags go in the create call. AWS takes 1-3 minutes to make a NAT gateway ``availa
 as long to delete it; check_ready and check_gone report those states without waiting. A
 ``failed`` gateway reports AWS's FailureMessage. A deleted gateway stays visible for about an
 hour in state ``deleted``: find() ignores it (and ones ``deleting``).
+
+In place: the tags. The subnet, the Elastic IP and the connectivity type are create-only: a new
+NAT gateway (with a new address, since an address serves one gateway at a time).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
     find_by_tags,
     is_not_found,
@@ -25,6 +29,8 @@ from designer.graph import ResourceNode
 
 _DESCRIBE = ("describe_nat_gateways", "NatGateways", "NatGatewayIds")
 _DEAD_STATES = frozenset({"deleting", "deleted"})
+#: States of a gateway that will never carry traffic again: AWS deletes a failed one itself.
+_GONE_STATES = _DEAD_STATES | {"failed"}
 
 
 def _nat_gateway(ctx: AwsContext, nat_gateway_id: str) -> dict[str, Any] | None:
@@ -32,7 +38,7 @@ def _nat_gateway(ctx: AwsContext, nat_gateway_id: str) -> dict[str, Any] | None:
     return describe_by_id(ctx, *_DESCRIBE, nat_gateway_id)
 
 
-class NatGatewayHandler:
+class NatGatewayHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::NatGateway"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -71,6 +77,23 @@ class NatGatewayHandler:
             )
         # deleting / deleted: it can never become available again.
         return Failed(f"NAT gateway {physical_id} is {state}; something outside Gantry deleted it")
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        """The gateway's subnet, primary address, connectivity and tags; None once it is
+        deleting, deleted or failed (it never carries traffic again: a drift check says it is
+        gone, and the repair makes a new one)."""
+        nat = _nat_gateway(ctx, physical_id)
+        if nat is None or nat.get("State") in _GONE_STATES:
+            return None
+        props: dict[str, Any] = {
+            "SubnetId": nat.get("SubnetId"),
+            "ConnectivityType": nat.get("ConnectivityType", "public"),
+            "Tags": nat.get("Tags") or [],
+        }
+        primary = [a for a in nat.get("NatGatewayAddresses") or [] if a.get("IsPrimary", True)]
+        if primary and primary[0].get("AllocationId"):
+            props["AllocationId"] = primary[0]["AllocationId"]
+        return props
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         # Look first: a gateway already deleting or deleted needs nothing more, and moto

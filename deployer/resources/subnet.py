@@ -1,9 +1,13 @@
 """``AWS::EC2::Subnet``: one subnet in one AZ, never mapping public IPs unless it is public.
 
 CreateSubnet takes no idempotency token, so the engine's find-by-tags is what prevents a second
-subnet. MapPublicIpOnLaunch cannot be given to CreateSubnet: check_ready reads it back and sets
-it when it differs, so the guarantee "private subnets never map public IPs" is verified against
-AWS rather than assumed from the default.
+subnet. MapPublicIpOnLaunch cannot be given to CreateSubnet: a new subnet does not map public
+IPs (AWS's default for every subnet but a default VPC's), so create sets it only for a public
+subnet that asks for it; ``update`` sets it whenever it differs, and for an adopted subnet, so
+"private subnets never map public IPs" holds whatever the property or a hand says.
+
+In place: MapPublicIpOnLaunch and the tags. The VPC, CIDR block and AZ are create-only: a new
+subnet.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import (
+    Ec2Update,
     describe_by_id,
+    differs,
     error_code,
     find_by_tags,
     is_not_found,
@@ -24,17 +30,17 @@ from deployer.resources._ec2 import (
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
 
+_DESCRIBE = ("describe_subnets", "Subnets", "SubnetIds")
 
-def wants_public_ips(node: ResourceNode) -> bool:
+
+def wants_public_ips(node: ResourceNode, props: dict[str, Any]) -> bool:
     """Whether instances launched in this subnet get public IPs: only a public subnet (the
     plan's ``meta["role"]``) may, and only when its ``MapPublicIpOnLaunch`` property says so. A
     private (Lambda or API) subnet never does, whatever the property says."""
-    return node.meta.get("role") == "public" and bool(
-        node.properties.get("MapPublicIpOnLaunch", False)
-    )
+    return node.meta.get("role") == "public" and bool(props.get("MapPublicIpOnLaunch", False))
 
 
-class SubnetHandler:
+class SubnetHandler(Ec2Update):
     type: ClassVar[str] = "AWS::EC2::Subnet"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
@@ -47,22 +53,18 @@ class SubnetHandler:
             AvailabilityZone=props["AvailabilityZone"],
             TagSpecifications=tag_specifications(ctx, node, "subnet", props),
         )["Subnet"]
+        # Everything but the public-IP mapping was in the create call, which leaves it off.
+        self.update(ctx, node, subnet["SubnetId"], {**props, "MapPublicIpOnLaunch": False}, props)
         return subnet["SubnetId"]
 
     def check_ready(
         self, ctx: AwsContext, node: ResourceNode, physical_id: str
     ) -> Ready | Pending | Failed:
-        subnet = describe_by_id(ctx, "describe_subnets", "Subnets", "SubnetIds", physical_id)
+        subnet = describe_by_id(ctx, *_DESCRIBE, physical_id)
         if subnet is None:
             return not_visible_yet("subnet", physical_id)
         if subnet.get("State") != "available":
             return Pending(f"subnet is {subnet.get('State', 'pending')}")
-        wanted = wants_public_ips(node)
-        if bool(subnet.get("MapPublicIpOnLaunch")) is not wanted:
-            ctx.client("ec2").modify_subnet_attribute(
-                SubnetId=physical_id, MapPublicIpOnLaunch={"Value": wanted}
-            )
-            return Pending(f"turning {'on' if wanted else 'off'} public IP mapping")
         return Ready(
             {
                 "SubnetId": physical_id,
@@ -71,6 +73,33 @@ class SubnetHandler:
                 "AvailabilityZone": subnet["AvailabilityZone"],
             }
         )
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        subnet = describe_by_id(ctx, *_DESCRIBE, physical_id)
+        if subnet is None:
+            return None
+        return {
+            "VpcId": subnet["VpcId"],
+            "CidrBlock": subnet["CidrBlock"],
+            "AvailabilityZone": subnet["AvailabilityZone"],
+            "MapPublicIpOnLaunch": bool(subnet.get("MapPublicIpOnLaunch")),
+            "Tags": subnet.get("Tags") or [],
+        }
+
+    def change(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        wanted = {**after, "MapPublicIpOnLaunch": wants_public_ips(node, after)}
+        if differs(before, wanted, "MapPublicIpOnLaunch"):
+            ctx.client("ec2").modify_subnet_attribute(
+                SubnetId=physical_id,
+                MapPublicIpOnLaunch={"Value": wanted["MapPublicIpOnLaunch"]},
+            )
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:
@@ -84,7 +113,7 @@ class SubnetHandler:
             raise
 
     def check_gone(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Gone | Pending:
-        if describe_by_id(ctx, "describe_subnets", "Subnets", "SubnetIds", physical_id) is None:
+        if describe_by_id(ctx, *_DESCRIBE, physical_id) is None:
             return Gone()
         return Pending("subnet is still being deleted")
 
