@@ -8,6 +8,11 @@ attribute). The VPC and subnets belong to the network handlers and are made with
 AWS gives but the emulator never does (pending and failed endpoint states, DependencyViolation):
 a botocore Stubber in front of a real client, which checks every stubbed answer against AWS's own
 service model.
+
+Live stacks (security groups and their rules so far): what ``read`` gives back after a create is
+what was applied (``drift.compare`` finds nothing), a change made by hand (boto3 straight to the
+emulator) shows in ``compare`` and ``update(before=read, after=props)`` puts it right, and a
+deleted resource reads as ``None``.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from deployer.drift import RULES, Difference, compare
 from deployer.resources import handler_for
+from deployer.resources._rules import planned_rule_text, rule_text
 from deployer.resources.base import (
     TAG_DEPLOYMENT,
     TAG_LOGICAL_ID,
     AwsContext,
+    CannotUpdate,
     Failed,
     Pending,
     Ready,
@@ -35,6 +43,7 @@ from deployer.resources.base import (
 )
 from deployer.resources.iam_role import role_name
 from deployer.resources.vpc_endpoint import endpoint_status
+from designer.graph import Ref
 from designer.plan import plan
 from designer.spec import Spec
 from tests.support import HandlerDriver
@@ -58,8 +67,61 @@ SPEC_TAGS = {"team": "payments"}
 REGION = "us-east-1"
 
 
+#: The CloudFormation type of each rule node, and the direction its text names.
+DIRECTIONS = {
+    "AWS::EC2::SecurityGroupIngress": "ingress",
+    "AWS::EC2::SecurityGroupEgress": "egress",
+}
+
+
 class Deployment(HandlerDriver):
-    """The handler driver, with the network these handlers need made by plain boto3."""
+    """The handler driver, with the network these handlers need made by plain boto3, and the
+    live-stack calls (read, update, and the drift check's comparison)."""
+
+    spec: Spec
+
+    def read(self, logical_id: str) -> dict[str, Any] | None:
+        return self.handler(logical_id).read(self.ctx, self.node(logical_id), self.ids[logical_id])
+
+    def update(
+        self, logical_id: str, before: dict[str, Any], after: dict[str, Any] | None = None
+    ) -> None:
+        """``update`` to ``after`` (the node's properties when not given); a new physical id
+        it returns (an inline policy moved to other roles) is recorded as the engine would."""
+        new_id = self.handler(logical_id).update(
+            self.ctx,
+            self.node(logical_id),
+            self.ids[logical_id],
+            before,
+            self.props(logical_id) if after is None else after,
+        )
+        if isinstance(new_id, str):
+            self.ids[logical_id] = new_id
+
+    def drift(self, logical_id: str, expected: dict[str, Any] | None = None) -> list[Difference]:
+        live = self.read(logical_id)
+        assert live is not None, f"{logical_id} does not exist"
+        wanted = self.props(logical_id) if expected is None else expected
+        return compare(self.node(logical_id).type, wanted, live, REGION)
+
+    def planned_rules(self, group: str) -> list[str]:
+        """The rule lines of every rule node on ``group`` that exists, as the drift check
+        builds the group's expected ``Rules``."""
+        return sorted(
+            planned_rule_text(self.props(node.logical_id), DIRECTIONS[node.type])
+            for node in self.graph
+            if node.type in DIRECTIONS
+            and node.properties["GroupId"] == Ref(group)
+            and node.logical_id in self.ids
+        )
+
+    def retagged(self, tags: dict[str, str]) -> Deployment:
+        """The same deployment driven by a later design version whose only change is its tags
+        (the change set modifies every tagged resource in place)."""
+        spec = dataclasses.replace(self.spec, tags=tuple(tags.items()))
+        other = Deployment(dataclasses.replace(self.ctx, spec_tags=tags), plan(spec))
+        other.spec, other.ids, other.attributes = spec, self.ids, self.attributes
+        return other
 
     def network(self, ec2: Any) -> None:
         """The VPC and Lambda subnets (the network handlers' job), made with plain boto3."""
@@ -87,11 +149,17 @@ def unique(spec: Spec) -> Spec:
     return dataclasses.replace(spec, name=f"sec-{uuid.uuid4().hex[:8]}")
 
 
+def deployment(aws_context, clients, spec: Spec) -> Deployment:
+    spec = unique(spec)
+    driver = Deployment(aws_context(spec_tags=SPEC_TAGS), plan(spec))
+    driver.spec = spec
+    driver.network(clients["ec2"])
+    return driver
+
+
 @pytest.fixture
 def dep(aws_context, clients) -> Deployment:
-    deployment = Deployment(aws_context(spec_tags=SPEC_TAGS), plan(unique(SPEC)))
-    deployment.network(clients["ec2"])
-    return deployment
+    return deployment(aws_context, clients, SPEC)
 
 
 def tags_of(item: dict[str, Any]) -> dict[str, str]:
@@ -123,11 +191,12 @@ def test_security_group_lifecycle_revokes_the_default_egress(dep: Deployment, cl
     ec2 = clients["ec2"]
     group_id = dep.create("LambdaSecurityGroup")
     assert group_id.startswith("sg-")
-    assert [r["CidrIpv4"] for r in egress_rules(ec2, group_id)] == ["0.0.0.0/0"]  # AWS's default
-    ready, reasons = dep.settle("LambdaSecurityGroup")
-    assert reasons == ["removing the default allow-all egress rule"]
-    assert ready.attributes == {}
+    # AWS's allow-all egress rule is gone as soon as create returns: before any rule node of
+    # the group runs, and without check_ready doing anything.
     assert egress_rules(ec2, group_id) == []
+    ready, reasons = dep.settle("LambdaSecurityGroup")
+    assert reasons == []
+    assert ready.attributes == {}
 
     group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     props = dep.props("LambdaSecurityGroup")
@@ -135,6 +204,9 @@ def test_security_group_lifecycle_revokes_the_default_egress(dep: Deployment, cl
     assert group["Description"] == props["GroupDescription"]
     assert group["VpcId"] == dep.ids["Vpc"]
     assert_gantry_tags(dep, "LambdaSecurityGroup", tags_of(group))
+    # What read gives back is what was applied, and the group has no rule at all yet.
+    assert dep.drift("LambdaSecurityGroup") == []
+    assert dep.read("LambdaSecurityGroup")[RULES] == []
 
     assert dep.find("LambdaSecurityGroup") == [group_id]
     # A duplicate left by a lost create response (same tags) is found too.
@@ -153,6 +225,7 @@ def test_security_group_lifecycle_revokes_the_default_egress(dep: Deployment, cl
 
     dep.destroy("LambdaSecurityGroup")
     assert dep.find("LambdaSecurityGroup") == [duplicate]
+    assert dep.read("LambdaSecurityGroup") is None
 
 
 def test_security_group_without_the_revoke_flag_keeps_aws_default(dep: Deployment, clients) -> None:
@@ -162,11 +235,14 @@ def test_security_group_without_the_revoke_flag_keeps_aws_default(dep: Deploymen
     )
     group_id = dep.create("ApiSecurityGroup")
     assert dep.settle("ApiSecurityGroup")[1] == []
+    dep.update("ApiSecurityGroup", {})
     assert len(egress_rules(clients["ec2"], group_id)) == 1
+    assert dep.read("ApiSecurityGroup")[RULES] == ["egress all to 0.0.0.0/0"]
 
 
 def test_default_egress_revocation_converges_on_an_adopted_group(dep: Deployment, clients) -> None:
-    """A group found by its tags (its create answer lost) still loses the default rule."""
+    """A group found by its tags (its create answer lost) loses the default rule through the
+    update the engine runs on what it adopts; check_ready only looks."""
     ec2 = clients["ec2"]
     props = dep.props("ApiSecurityGroup")
     group_id = ec2.create_security_group(
@@ -179,8 +255,77 @@ def test_default_egress_revocation_converges_on_an_adopted_group(dep: Deployment
     )["GroupId"]
     assert dep.find("ApiSecurityGroup") == [group_id]
     dep.ids["ApiSecurityGroup"] = group_id
-    dep.settle("ApiSecurityGroup")
+    assert dep.settle("ApiSecurityGroup")[1] == []
+    assert len(egress_rules(ec2, group_id)) == 1  # check_ready changed nothing
+    dep.update("ApiSecurityGroup", {})
     assert egress_rules(ec2, group_id) == []
+    dep.update("ApiSecurityGroup", {})  # nothing left to revoke: harmless
+    assert dep.drift("ApiSecurityGroup") == []
+
+
+def test_security_group_rules_compared_whole(dep: Deployment, clients) -> None:
+    """The case that matters most: a world-open SSH ingress added by hand to SG-API is drift,
+    and the update that repairs it revokes it and nothing Gantry planned."""
+    ec2 = clients["ec2"]
+    dep.up("LambdaSecurityGroup", "ApiSecurityGroup")
+    dep.up("LambdaToApiEgress", "ApiFromLambdaIngress")
+    lambda_sg, api_sg = dep.ids["LambdaSecurityGroup"], dep.ids["ApiSecurityGroup"]
+    assert dep.planned_rules("ApiSecurityGroup") == [f"ingress tcp 8443 from {lambda_sg}"]
+    assert dep.planned_rules("LambdaSecurityGroup") == [f"egress tcp 8443 to {api_sg}"]
+    for group in ("LambdaSecurityGroup", "ApiSecurityGroup"):
+        live = dep.read(group)
+        # The group's own listing (one describe) says what DescribeSecurityGroupRules says.
+        described = egress_rules(ec2, dep.ids[group]) + [
+            r
+            for r in ec2.describe_security_group_rules(
+                Filters=[{"Name": "group-id", "Values": [dep.ids[group]]}]
+            )["SecurityGroupRules"]
+            if not r["IsEgress"]
+        ]
+        assert live[RULES] == sorted(rule_text(r) for r in described) == dep.planned_rules(group)
+        assert dep.drift(group, {**dep.props(group), RULES: dep.planned_rules(group)}) == []
+
+    ec2.authorize_security_group_ingress(
+        GroupId=api_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
+        ],
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=lambda_sg,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    for group, added in (
+        ("ApiSecurityGroup", "ingress tcp 22 from 0.0.0.0/0"),
+        ("LambdaSecurityGroup", "egress all to 0.0.0.0/0"),
+    ):
+        expected = {**dep.props(group), RULES: dep.planned_rules(group)}
+        live = dep.read(group)
+        assert dep.drift(group, expected) == [
+            Difference(RULES, expected[RULES], sorted([*expected[RULES], added]))
+        ]
+        dep.update(group, live, expected)
+        assert dep.drift(group, expected) == []
+    # The planned rules are still the very rules the rule nodes made.
+    assert dep.read("ApiFromLambdaIngress") is not None
+    assert dep.read("LambdaToApiEgress") is not None
+
+    # A rule of this deployment's own rule nodes is never revoked by the group (its record
+    # deletes it once whatever replaces it exists), even when the list leaves it out.
+    dep.update("ApiSecurityGroup", {}, {**dep.props("ApiSecurityGroup"), RULES: []})
+    assert dep.read("ApiSecurityGroup")[RULES] == dep.planned_rules("ApiSecurityGroup")
+
+    # Revoked by hand: the group's read shows it, and the rule itself reads as gone.
+    ec2.revoke_security_group_ingress(
+        GroupId=api_sg, SecurityGroupRuleIds=[dep.ids["ApiFromLambdaIngress"]]
+    )
+    assert dep.read("ApiSecurityGroup")[RULES] == []
+    assert dep.read("ApiFromLambdaIngress") is None
 
 
 # --- Security group rules ----------------------------------------------------------------------
@@ -289,6 +434,184 @@ def test_rule_find_never_adopts_another_nodes_rule(dep: Deployment, clients) -> 
         Tags=[{"Key": TAG_LOGICAL_ID, "Value": "SomethingElse"}],
     )
     assert dep.find("LambdaToApiEgress") == []
+
+
+def as_cidr_ingress(dep: Deployment, logical_id: str, cidr: str) -> None:
+    """Turn a planned group-to-group ingress rule into one from a CIDR (see below)."""
+    node = dep.node(logical_id)
+    properties = {k: v for k, v in node.properties.items() if k != "SourceSecurityGroupId"}
+    dep.graph.nodes[logical_id] = dataclasses.replace(
+        node, properties={**properties, "CidrIp": cidr}
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "logical_id"),
+    [(NAT_SPEC, "LambdaHttpsEgress"), (SPEC, "ApiFromLambdaIngress")],
+)
+def test_rule_read_and_description_update(
+    aws_context, clients, spec: Spec, logical_id: str
+) -> None:
+    """The emulator changes the description only of rules whose peer is a CIDR (it compares a
+    group peer's old description with the new one and never finds the rule), so the round
+    trip is made on CIDR rules in both directions; the call for a group peer is checked
+    against AWS's service model in the last section."""
+    ec2 = clients["ec2"]
+    dep = deployment(aws_context, clients, spec)
+    if logical_id == "ApiFromLambdaIngress":
+        as_cidr_ingress(dep, logical_id, "10.0.1.0/24")
+    dep.up("LambdaSecurityGroup", "ApiSecurityGroup")
+    rule_id = dep.create(logical_id)
+    dep.settle(logical_id)
+    props = dep.props(logical_id)
+    assert dep.drift(logical_id) == []
+    assert dep.read(logical_id)["Description"] == props["Description"]
+
+    # The description is the one property that changes in place: same rule, new text.
+    dep.update(logical_id, props, {**props, "Description": "changed in a new version"})
+    assert dep.ids[logical_id] == rule_id
+    assert dep.read(logical_id)["Description"] == "changed in a new version"
+    dep.update(logical_id, {}, props)
+    assert dep.drift(logical_id) == []
+
+    # Changed by hand to nothing: drift, put back by the update a repair runs.
+    handler = dep.handler(logical_id)
+    getattr(ec2, f"update_security_group_rule_descriptions_{handler.direction}")(
+        GroupId=props["GroupId"], IpPermissions=[handler.ip_permission(props, description="")]
+    )
+    live = dep.read(logical_id)
+    assert dep.drift(logical_id) == [Difference("Description", props["Description"], "")]
+    dep.update(logical_id, live)
+    assert dep.drift(logical_id) == []
+
+    # Another port is another rule: the change set replaces it, update refuses it.
+    with pytest.raises(CannotUpdate, match="FromPort, ToPort"):
+        dep.update(logical_id, props, {**props, "FromPort": 22, "ToPort": 22})
+    dep.destroy(logical_id)
+    assert dep.read(logical_id) is None
+
+
+def test_group_rules_read_back_as_applied(dep: Deployment) -> None:
+    """Rules whose peer is a group: what read gives is what was applied, description included
+    (DescribeSecurityGroupRules on the emulator leaves it out for them; AWS reports it)."""
+    dep.up("LambdaSecurityGroup", "ApiSecurityGroup", "LambdaToApiEgress", "ApiFromLambdaIngress")
+    for logical_id in ("LambdaToApiEgress", "ApiFromLambdaIngress"):
+        assert dep.drift(logical_id) == []
+        assert dep.read(logical_id)["Description"] == dep.props(logical_id)["Description"]
+    assert (
+        dep.read("ApiFromLambdaIngress")["SourceSecurityGroupId"] == dep.ids["LambdaSecurityGroup"]
+    )
+    assert (
+        dep.read("LambdaToApiEgress")["DestinationSecurityGroupId"] == dep.ids["ApiSecurityGroup"]
+    )
+    # An ingress rule is never read as the egress one (or the other way round).
+    handler = handler_for("AWS::EC2::SecurityGroupEgress")
+    node = dep.node("LambdaToApiEgress")
+    assert handler.read(dep.ctx, node, dep.ids["ApiFromLambdaIngress"]) is None
+
+
+@pytest.mark.parametrize(
+    ("described", "text"),
+    [
+        (
+            {
+                "IsEgress": False,
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "ReferencedGroupInfo": {"GroupId": "sg-0abc", "UserId": "123456789012"},
+            },
+            "ingress tcp 443 from sg-0abc",
+        ),
+        (
+            {
+                "IsEgress": True,
+                "IpProtocol": "6",
+                "FromPort": 443,
+                "ToPort": 443,
+                "CidrIpv4": "0/0",
+            },
+            "egress tcp 443 to 0/0",
+        ),
+        (
+            {
+                "IsEgress": True,
+                "IpProtocol": "-1",
+                "FromPort": -1,
+                "ToPort": -1,
+                "CidrIpv4": "0.0.0.0/0",
+            },
+            "egress all to 0.0.0.0/0",
+        ),
+        (
+            {
+                "IsEgress": False,
+                "IpProtocol": "tcp",
+                "FromPort": 1000,
+                "ToPort": 2000,
+                "CidrIpv4": "10.0.0.0/16",
+            },
+            "ingress tcp 1000-2000 from 10.0.0.0/16",
+        ),
+        (
+            {
+                "IsEgress": False,
+                "IpProtocol": "icmp",
+                "FromPort": -1,
+                "ToPort": -1,
+                "CidrIpv6": "::/0",
+            },
+            "ingress icmp from ::/0",
+        ),
+        (
+            {
+                "IsEgress": True,
+                "IpProtocol": "udp",
+                "FromPort": 53,
+                "ToPort": 53,
+                "PrefixListId": "pl-1",
+            },
+            "egress udp 53 to pl-1",
+        ),
+    ],
+)
+def test_rule_text_of_a_described_rule(described: dict[str, Any], text: str) -> None:
+    assert rule_text(described) == text
+
+
+@pytest.mark.parametrize(
+    ("props", "direction", "text"),
+    [
+        (
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": "sg-1"},
+            "ingress",
+            "ingress tcp 443 from sg-1",
+        ),
+        (
+            {
+                "IpProtocol": "tcp",
+                "FromPort": "8443",
+                "ToPort": "8443",
+                "DestinationSecurityGroupId": "sg-2",
+            },
+            "egress",
+            "egress tcp 8443 to sg-2",
+        ),
+        ({"IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}, "egress", "egress all to 0.0.0.0/0"),
+        (
+            {"IpProtocol": "tcp", "FromPort": 1000, "ToPort": 2000, "CidrIp": "10.0.0.0/16"},
+            "ingress",
+            "ingress tcp 1000-2000 from 10.0.0.0/16",
+        ),
+    ],
+)
+def test_rule_text_of_a_rule_node(props: dict[str, Any], direction: str, text: str) -> None:
+    assert planned_rule_text(props, direction) == text
+
+
+def test_rule_text_needs_a_direction() -> None:
+    with pytest.raises(ValueError, match="'ingress' or 'egress'"):
+        planned_rule_text({"IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}, "sideways")
 
 
 # --- VPC endpoint ------------------------------------------------------------------------------
@@ -675,6 +998,72 @@ def test_security_group_referenced_by_another_groups_rule_is_retried(stubbed_ec2
     stubber.add_response("describe_security_groups", {"SecurityGroups": []})
     with pytest.raises(RetryLater, match=f"a rule of security group {other} still references"):
         handler_for("AWS::EC2::SecurityGroup").delete(ctx, GRAPH["ApiSecurityGroup"], group_id)
+
+
+def test_description_of_a_group_rule_changes_in_place(stubbed_ec2) -> None:
+    """What the emulator cannot do (see test_rule_read_and_description_update): the call that
+    changes a group-to-group rule's description, checked against AWS's service model."""
+    ctx, stubber = stubbed_ec2
+    props = {
+        "GroupId": "sg-0123456789abcdef0",
+        "IpProtocol": "tcp",
+        "FromPort": 8443,
+        "ToPort": 8443,
+        "SourceSecurityGroupId": "sg-0fedcba9876543210",
+        "Description": "Lambda to the API on 8443",
+    }
+    stubber.add_response(
+        "update_security_group_rule_descriptions_ingress",
+        {"Return": True},
+        {
+            "GroupId": props["GroupId"],
+            "IpPermissions": [
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 8443,
+                    "ToPort": 8443,
+                    "UserIdGroupPairs": [
+                        {"GroupId": "sg-0fedcba9876543210", "Description": "new words"}
+                    ],
+                }
+            ],
+        },
+    )
+    handler = handler_for("AWS::EC2::SecurityGroupIngress")
+    node = GRAPH["ApiFromLambdaIngress"]
+    handler.update(ctx, node, "sgr-0123456789abcdef0", props, {**props, "Description": "new words"})
+    handler.update(ctx, node, "sgr-0123456789abcdef0", props, props)  # nothing to change: no call
+
+
+def test_unplanned_rules_revoked_while_someone_else_revokes_one(stubbed_ec2) -> None:
+    """A revoke naming a rule that is already gone revokes none of those it names (AWS's
+    answer, which the emulator never gives for a race): the others still go, one by one."""
+    ctx, stubber = stubbed_ec2
+    group_id, ssh, rdp = "sg-0123456789abcdef0", "sgr-0000000000000ssh", "sgr-0000000000000rdp"
+    world = {"GroupId": group_id, "IsEgress": False, "IpProtocol": "tcp", "CidrIpv4": "0.0.0.0/0"}
+    stubber.add_response(
+        "describe_security_group_rules",
+        {
+            "SecurityGroupRules": [
+                {**world, "SecurityGroupRuleId": ssh, "FromPort": 22, "ToPort": 22},
+                {**world, "SecurityGroupRuleId": rdp, "FromPort": 3389, "ToPort": 3389},
+            ]
+        },
+    )
+    gone = "InvalidSecurityGroupRuleId.NotFound"
+    stubber.add_client_error("revoke_security_group_ingress", gone, expected_params=None)
+    stubber.add_response(
+        "revoke_security_group_ingress",
+        {"Return": True},
+        {"GroupId": group_id, "SecurityGroupRuleIds": [rdp]},
+    )
+    stubber.add_client_error(
+        "revoke_security_group_ingress",
+        gone,
+        expected_params={"GroupId": group_id, "SecurityGroupRuleIds": [ssh]},
+    )
+    node = GRAPH["ApiSecurityGroup"]
+    handler_for("AWS::EC2::SecurityGroup").update(ctx, node, group_id, {}, {RULES: []})
 
 
 def test_vpc_endpoint_pending_then_failed(stubbed_ec2) -> None:
