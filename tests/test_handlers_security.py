@@ -30,7 +30,7 @@ from botocore.stub import Stubber
 
 from deployer.drift import RULES, Difference, compare
 from deployer.resources import handler_for
-from deployer.resources._rules import planned_rule_text, rule_text
+from deployer.resources._rules import rule_text, rule_text_of_props
 from deployer.resources.base import (
     TAG_DEPLOYMENT,
     TAG_INSTALLATION,
@@ -68,11 +68,8 @@ SPEC_TAGS = {"team": "payments"}
 REGION = "us-east-1"
 
 
-#: The CloudFormation type of each rule node, and the direction its text names.
-DIRECTIONS = {
-    "AWS::EC2::SecurityGroupIngress": "ingress",
-    "AWS::EC2::SecurityGroupEgress": "egress",
-}
+#: The CloudFormation type of each rule node: whether it is an egress rule.
+EGRESS = {"AWS::EC2::SecurityGroupIngress": False, "AWS::EC2::SecurityGroupEgress": True}
 
 
 class Deployment(HandlerDriver):
@@ -109,9 +106,9 @@ class Deployment(HandlerDriver):
         """The rule lines of every rule node on ``group`` that exists, as the drift check
         builds the group's expected ``Rules``."""
         return sorted(
-            planned_rule_text(self.props(node.logical_id), DIRECTIONS[node.type])
+            rule_text_of_props(self.props(node.logical_id), egress=EGRESS[node.type])
             for node in self.graph
-            if node.type in DIRECTIONS
+            if node.type in EGRESS
             and node.properties["GroupId"] == Ref(group)
             and node.logical_id in self.ids
         )
@@ -575,11 +572,11 @@ def test_rule_text_of_a_described_rule(described: dict[str, Any], text: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("props", "direction", "text"),
+    ("props", "egress", "text"),
     [
         (
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": "sg-1"},
-            "ingress",
+            False,
             "ingress tcp 443 from sg-1",
         ),
         (
@@ -589,24 +586,19 @@ def test_rule_text_of_a_described_rule(described: dict[str, Any], text: str) -> 
                 "ToPort": "8443",
                 "DestinationSecurityGroupId": "sg-2",
             },
-            "egress",
+            True,
             "egress tcp 8443 to sg-2",
         ),
-        ({"IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}, "egress", "egress all to 0.0.0.0/0"),
+        ({"IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}, True, "egress all to 0.0.0.0/0"),
         (
             {"IpProtocol": "tcp", "FromPort": 1000, "ToPort": 2000, "CidrIp": "10.0.0.0/16"},
-            "ingress",
+            False,
             "ingress tcp 1000-2000 from 10.0.0.0/16",
         ),
     ],
 )
-def test_rule_text_of_a_rule_node(props: dict[str, Any], direction: str, text: str) -> None:
-    assert planned_rule_text(props, direction) == text
-
-
-def test_rule_text_needs_a_direction() -> None:
-    with pytest.raises(ValueError, match="'ingress' or 'egress'"):
-        planned_rule_text({"IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}, "sideways")
+def test_rule_text_of_a_rule_node(props: dict[str, Any], egress: bool, text: str) -> None:
+    assert rule_text_of_props(props, egress=egress) == text
 
 
 # --- VPC endpoint ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ adopts.
 
 Every property of a rule is create-only except ``Description``, which ``update`` changes in
 place (``UpdateSecurityGroupRuleDescriptionsIngress``/``Egress``, naming the rule by its natural
-key). :func:`rule_text` and :func:`planned_rule_text` spell a rule as one canonical line
+key). :func:`rule_text` and :func:`rule_text_of_props` spell a rule as one canonical line
 (``"ingress tcp 443 from sg-0abc"``, ``"egress all to 0.0.0.0/0"``): a security group's ``read``
 lists every rule AWS has on it that way, and the drift check builds the planned list from the
 rule nodes, so a rule added by hand shows as drift.
@@ -100,15 +100,14 @@ def rule_text(rule: dict[str, Any]) -> str:
     )
 
 
-def planned_rule_text(props: dict[str, Any], direction: str) -> str:
-    """A rule node's resolved properties (``AWS::EC2::SecurityGroupIngress`` with
-    ``direction="ingress"``, ``...Egress`` with ``"egress"``) as the line :func:`rule_text`
-    gives for the rule AWS makes of them."""
-    if direction not in _PEER_KEYS:
-        raise ValueError(f"a rule's direction is 'ingress' or 'egress', not {direction!r}")
+def rule_text_of_props(props: dict[str, Any], *, egress: bool) -> str:
+    """A rule node's resolved properties (an ``AWS::EC2::SecurityGroupEgress`` with
+    ``egress=True``, an ``...Ingress`` with ``False``) as the line :func:`rule_text` gives for
+    the rule AWS makes of them."""
+    direction = "egress" if egress else "ingress"
     peer = next((props[key] for key in _PEER_KEYS[direction] if props.get(key)), "nothing")
     return _canonical(
-        direction == "egress",
+        egress,
         props.get("IpProtocol", "-1"),
         props.get("FromPort"),
         props.get("ToPort"),
@@ -195,8 +194,8 @@ class SecurityGroupRuleHandler:
         """Whether a ``DescribeSecurityGroupRules`` item is the rule ``props`` describe (its
         natural key: group, direction, protocol, ports, peer; the description is not part of
         it, as AWS itself ignores it when detecting duplicates)."""
-        return rule.get("GroupId") == props["GroupId"] and rule_text(rule) == planned_rule_text(
-            props, self.direction
+        return rule.get("GroupId") == props["GroupId"] and rule_text(rule) == rule_text_of_props(
+            props, egress=self.is_egress
         )
 
     # --- contract -----------------------------------------------------------------------------
