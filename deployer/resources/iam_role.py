@@ -3,20 +3,23 @@ attribute other nodes reference (the Lambda's execution role).
 
 IAM names are account-wide and IAM has no search by tag, so the name is deterministic per
 deployment and node (``ctx.physical_name``): find() is one ``GetRole`` plus a check of the gantry
-tags, exact and cheap. Managed policies are attached in check_ready, idempotently (attach what is
-missing, pending until all are attached), so a create interrupted between the two steps, or a role
-adopted by find(), converges on the next check. Inline policies are separate
-``AWS::IAM::Policy`` nodes.
+tags, exact and cheap. create attaches the managed policies right after ``CreateRole``; a role
+adopted by find() (a create whose answer was lost) gets them, like any change, through
+``update``: the description, the trust policy, the managed policies, the session duration, the
+permissions boundary and the tags all change in place (the name and path cannot). Inline
+policies are separate ``AWS::IAM::Policy`` nodes. check_ready only looks.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
+from deployer.resources._update import changed, refuse_create_only, tag_changes
 from deployer.resources.base import (
     AwsContext,
     Gone,
@@ -28,13 +31,6 @@ from designer.graph import ResourceNode
 
 #: IAM's limit for role names.
 ROLE_NAME_MAX = 64
-
-
-def role_name(ctx: AwsContext, logical_id: str) -> str:
-    """The role's name, a pure function of the deployment and the logical id: the same for
-    every pass, so find() can look the role up directly. Also how another handler turns a
-    ``Ref`` to a role node into the role's physical id when it only has the unresolved node."""
-    return ctx.physical_name(ResourceNode(logical_id, "AWS::IAM::Role"), ROLE_NAME_MAX)
 
 
 def policy_json(document: Any) -> str:
@@ -57,20 +53,33 @@ def _get_role(ctx: AwsContext, name: str) -> dict[str, Any] | None:
         raise
 
 
-def _managed_policy_arns(node: ResourceNode) -> list[str]:
-    """The node's managed policy ARNs. check_ready only has the unresolved node, so they must be
-    literal ARNs (AWS managed policies are)."""
-    arns = list(node.properties.get("ManagedPolicyArns") or [])
-    if not all(isinstance(arn, str) for arn in arns):
-        raise ValueError(f"{node.logical_id}: ManagedPolicyArns must be literal ARNs")
-    return arns
+def _attached(ctx: AwsContext, name: str) -> list[str]:
+    """The ARNs of the managed policies attached to the role."""
+    pages = ctx.client("iam").get_paginator("list_attached_role_policies").paginate(RoleName=name)
+    return [policy["PolicyArn"] for page in pages for policy in page["AttachedPolicies"]]
+
+
+def _attach(ctx: AwsContext, name: str, arns: list[str]) -> None:
+    """Attach managed policies (AttachRolePolicy is idempotent). IAM answers ``NoSuchEntity``
+    both for a policy that does not exist (a mistake, said as such) and for a role it does not
+    show yet right after CreateRole (a wait)."""
+    iam = ctx.client("iam")
+    for arn in arns:
+        try:
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchEntity" and _get_role(ctx, name) is None:
+                raise RetryLater(
+                    f"waiting for IAM to show the new role {name} before attaching {arn}"
+                ) from exc
+            raise
 
 
 class IamRoleHandler:
     type = "AWS::IAM::Role"
 
     def find(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[str]:
-        name = role_name(ctx, node.logical_id)
+        name = ctx.physical_name(node, ROLE_NAME_MAX)
         role = _get_role(ctx, name)
         if role is None:
             return []
@@ -84,7 +93,8 @@ class IamRoleHandler:
             raise ValueError(
                 f"{node.logical_id}: inline policies are planned as AWS::IAM::Policy nodes"
             )
-        name = role_name(ctx, node.logical_id)
+        # From the node (its generation included), so a replacement has a name of its own.
+        name = ctx.physical_name(node, ROLE_NAME_MAX)
         kwargs: dict[str, Any] = {
             "RoleName": name,
             "AssumeRolePolicyDocument": policy_json(props["AssumeRolePolicyDocument"]),
@@ -99,27 +109,76 @@ class IamRoleHandler:
             # Ours (a create whose answer was lost) is adopted; anyone else's is an error.
             if error_code(exc) != "EntityAlreadyExists" or not self.find(ctx, node, props):
                 raise
+        _attach(ctx, name, list(props.get("ManagedPolicyArns") or []))
         return name
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         role = _get_role(ctx, physical_id)
         if role is None:  # IAM is eventually consistent right after CreateRole
             return Pending(f"waiting for IAM to show the new role {physical_id}")
-        iam = ctx.client("iam")
-        attached = {
-            policy["PolicyArn"]
-            for page in iam.get_paginator("list_attached_role_policies").paginate(
-                RoleName=physical_id
-            )
-            for policy in page["AttachedPolicies"]
-        }
-        missing = [arn for arn in _managed_policy_arns(node) if arn not in attached]
-        for arn in missing:
-            iam.attach_role_policy(RoleName=physical_id, PolicyArn=arn)
-        if missing:
-            names = ", ".join(arn.rsplit("/", 1)[-1] for arn in missing)
-            return Pending(f"attaching managed policies to the role: {names}")
         return Ready({"Arn": role["Arn"]})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        """GetRole (description, trust policy, tags...) and the attached managed policies (a
+        policy attached by hand is drift as much as one detached)."""
+        role = _get_role(ctx, physical_id)
+        if role is None:
+            return None
+        document = role.get("AssumeRolePolicyDocument")
+        if isinstance(document, str):  # boto3 decodes it; be tolerant of the raw text
+            document = json.loads(unquote(document))
+        live: dict[str, Any] = {
+            "Description": role.get("Description", ""),
+            "AssumeRolePolicyDocument": document,
+            "ManagedPolicyArns": sorted(_attached(ctx, physical_id)),
+            "Path": role.get("Path", "/"),
+            "MaxSessionDuration": role.get("MaxSessionDuration"),
+            "Tags": role.get("Tags") or [],
+        }
+        boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        live["PermissionsBoundary"] = boundary or ""
+        return live
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        refuse_create_only(self.type, before, after, ctx.region)
+        iam = ctx.client("iam")
+        name = physical_id
+        if changed(before, after, "AssumeRolePolicyDocument"):
+            iam.update_assume_role_policy(
+                RoleName=name, PolicyDocument=policy_json(after["AssumeRolePolicyDocument"])
+            )
+        settings: dict[str, Any] = {}
+        if changed(before, after, "Description"):
+            settings["Description"] = after.get("Description") or ""
+        if changed(before, after, "MaxSessionDuration") and after.get("MaxSessionDuration"):
+            settings["MaxSessionDuration"] = int(after["MaxSessionDuration"])
+        if settings:
+            iam.update_role(RoleName=name, **settings)
+        if changed(before, after, "PermissionsBoundary"):
+            if after.get("PermissionsBoundary"):
+                iam.put_role_permissions_boundary(
+                    RoleName=name, PermissionsBoundary=after["PermissionsBoundary"]
+                )
+            else:
+                _tolerate_missing(iam.delete_role_permissions_boundary, RoleName=name)
+        if changed(before, after, "ManagedPolicyArns"):
+            wanted = list(after.get("ManagedPolicyArns") or [])
+            _attach(ctx, name, wanted)
+            for arn in before.get("ManagedPolicyArns") or []:
+                if arn not in wanted:
+                    _tolerate_missing(iam.detach_role_policy, RoleName=name, PolicyArn=arn)
+        to_set, to_remove = tag_changes(before, after)
+        if to_set:
+            iam.tag_role(RoleName=name, Tags=[{"Key": k, "Value": v} for k, v in to_set.items()])
+        if to_remove:
+            iam.untag_role(RoleName=name, TagKeys=to_remove)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         """Detach managed policies and delete inline ones (IAM refuses to delete a role that

@@ -2,10 +2,11 @@
 ``Arn`` is the attribute the launch template / instance references.
 
 Like roles, profiles are named per deployment and node (``ctx.physical_name``), so find() is one
-``GetInstanceProfile`` plus a check of the gantry tags. The role is added in check_ready, not in
-create: IAM may not show a profile for a moment after CreateInstanceProfile, and a profile adopted
-by find() (a create whose answer was lost) must get its role too; check_ready handles both by
-adding what is missing and reporting pending until the role is in.
+``GetInstanceProfile`` plus a check of the gantry tags. create adds the role right after
+``CreateInstanceProfile``; IAM may not show a new profile for a moment, in which case the create
+waits and the next pass adopts the profile by its tags and adds the role through ``update``.
+``Roles`` is the one property that changes in place: ``update`` makes the profile hold exactly
+the planned role (a profile holds at most one), whoever changed it. check_ready only looks.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
-from deployer.resources.iam_role import iam_tags, role_name
-from designer.graph import Ref, ResourceNode
+from deployer.resources._update import changed, refuse_create_only
+from deployer.resources.base import AwsContext, Gone, Pending, Ready, RetryLater
+from deployer.resources.iam_role import iam_tags
+from designer.graph import ResourceNode
 
 
 def _get_profile(ctx: AwsContext, name: str) -> dict[str, Any] | None:
@@ -27,16 +29,6 @@ def _get_profile(ctx: AwsContext, name: str) -> dict[str, Any] | None:
         if error_code(exc) == "NoSuchEntity":
             return None
         raise
-
-
-def _wanted_roles(ctx: AwsContext, node: ResourceNode) -> list[str]:
-    """Role names from the node's ``Roles``. check_ready only has the unresolved node; a
-    ``Ref`` to a role resolves to the role's name, which :func:`role_name` computes from the
-    role node's logical id exactly as the role handler named it."""
-    return [
-        role_name(ctx, role.logical_id) if isinstance(role, Ref) else str(role)
-        for role in node.properties.get("Roles") or []
-    ]
 
 
 class InstanceProfileHandler:
@@ -63,33 +55,62 @@ class InstanceProfileHandler:
             # Ours (a create whose answer was lost) is adopted; anyone else's is an error.
             if error_code(exc) != "EntityAlreadyExists" or not self.find(ctx, node, props):
                 raise
+            self.update(ctx, node, name, {}, props)  # it may hold its role already
+            return name
+        for role in props.get("Roles") or []:
+            _add_role(ctx, name, role)
         return name
 
-    def check_ready(
-        self, ctx: AwsContext, node: ResourceNode, physical_id: str
-    ) -> Ready | Pending | Failed:
+    def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         profile = _get_profile(ctx, physical_id)
         if profile is None:
             return Pending(f"waiting for IAM to show the new instance profile {physical_id}")
+        if node.properties.get("Roles") and not profile.get("Roles"):
+            return Pending(f"waiting for IAM to show the role in instance profile {physical_id}")
+        return Ready({"Arn": profile["Arn"]})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        profile = _get_profile(ctx, physical_id)
+        if profile is None:
+            return None
+        return {
+            "InstanceProfileName": profile["InstanceProfileName"],
+            "Path": profile.get("Path", "/"),
+            "Roles": [role["RoleName"] for role in profile.get("Roles") or []],
+        }
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        """Make the profile hold exactly ``after``'s roles, from what it holds now (one
+        GetInstanceProfile): a role someone swapped in goes, the planned one comes back."""
+        refuse_create_only(self.type, before, after, ctx.region)
+        if not changed(before, after, "Roles"):
+            return
+        profile = _get_profile(ctx, physical_id)
+        if profile is None:
+            raise RetryLater(f"waiting for IAM to show the instance profile {physical_id}")
+        wanted = list(after.get("Roles") or [])
         present = [role["RoleName"] for role in profile.get("Roles") or []]
-        missing = [name for name in _wanted_roles(ctx, node) if name not in present]
-        if not missing:
-            return Ready({"Arn": profile["Arn"]})
         iam = ctx.client("iam")
-        for name in missing:
-            try:
-                iam.add_role_to_instance_profile(InstanceProfileName=physical_id, RoleName=name)
-            except ClientError as exc:
-                # A profile holds one role: LimitExceeded means one is already in. If it is not
-                # ours (someone changed the profile), that is a failure, not a wait.
-                if error_code(exc) != "LimitExceeded":
-                    raise
-                if present:
-                    return Failed(
-                        f"instance profile {physical_id} holds role {', '.join(present)} instead "
-                        f"of {name}"
+        # A profile holds one role: the old one leaves before the new one comes in.
+        for role in present:
+            if role not in wanted:
+                try:
+                    iam.remove_role_from_instance_profile(
+                        InstanceProfileName=physical_id, RoleName=role
                     )
-        return Pending(f"adding role {', '.join(missing)} to the instance profile")
+                except ClientError as exc:
+                    if error_code(exc) != "NoSuchEntity":
+                        raise
+        for role in wanted:
+            if role not in present:
+                _add_role(ctx, physical_id, role)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         """Remove the role (IAM refuses to delete a profile that holds one), then the
@@ -122,6 +143,25 @@ class InstanceProfileHandler:
         if _get_profile(ctx, physical_id) is None:
             return Gone()
         return Pending(f"instance profile {physical_id} is being deleted")
+
+
+def _add_role(ctx: AwsContext, profile: str, role: str) -> None:
+    """AddRoleToInstanceProfile; ``NoSuchEntity`` right after a create is IAM not showing the
+    new profile or role yet (a wait), ``LimitExceeded`` a role added since the last look (the
+    next update, from what the profile holds then, swaps it)."""
+    try:
+        ctx.client("iam").add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            raise RetryLater(
+                f"waiting for IAM to show instance profile {profile} and role {role}"
+            ) from exc
+        if error_code(exc) == "LimitExceeded":
+            raise RetryLater(
+                f"instance profile {profile} already holds another role; Gantry replaces it "
+                f"with {role}"
+            ) from exc
+        raise
 
 
 HANDLER = InstanceProfileHandler()

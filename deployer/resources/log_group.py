@@ -4,8 +4,9 @@ The Lambda's log group is created by Gantry, before the function, so it carries 
 and a retention period (a group Lambda creates on its own keeps logs forever). The name is fixed
 by the function's name, so a group that already exists is adopted only when its tags say it is
 this node's; otherwise the deployment stops with a sentence rather than take over someone's logs.
-Retention is applied in check_ready, idempotently, so an adopted group or a create interrupted
-between the two calls converges on the next check.
+create sets the retention right after ``CreateLogGroup`` (which cannot take it); a group adopted by
+find() gets it, like any change, through ``update``, which changes the retention and the tags in
+place (the name is create-only). check_ready only looks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
+from deployer.resources._update import changed, refuse_create_only, tag_changes
 from deployer.resources.base import AwsContext, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
@@ -29,11 +31,22 @@ def _describe(ctx: AwsContext, name: str) -> dict[str, Any] | None:
     return None
 
 
-def _tags(ctx: AwsContext, group: dict[str, Any]) -> dict[str, str]:
-    # ListTagsForResource wants the ARN without the ":*" that DescribeLogGroups' "arn" ends with;
+def _arn(group: dict[str, Any]) -> str:
+    # The tag calls want the ARN without the ":*" that DescribeLogGroups' "arn" ends with;
     # newer answers also carry it bare as "logGroupArn".
-    arn = group.get("logGroupArn") or group["arn"].removesuffix(":*")
-    return ctx.client("logs").list_tags_for_resource(resourceArn=arn).get("tags") or {}
+    return group.get("logGroupArn") or group["arn"].removesuffix(":*")
+
+
+def _tags(ctx: AwsContext, group: dict[str, Any]) -> dict[str, str]:
+    return ctx.client("logs").list_tags_for_resource(resourceArn=_arn(group)).get("tags") or {}
+
+
+def _set_retention(ctx: AwsContext, name: str, days: Any) -> None:
+    """The retention period, or none (logs kept forever) when ``days`` is empty."""
+    if days:
+        ctx.client("logs").put_retention_policy(logGroupName=name, retentionInDays=int(days))
+    else:
+        ctx.client("logs").delete_retention_policy(logGroupName=name)
 
 
 class LogGroupHandler:
@@ -70,19 +83,59 @@ class LogGroupHandler:
                     },
                     "CreateLogGroup",
                 ) from exc
+        if props.get("RetentionInDays"):
+            _set_retention(ctx, name, props["RetentionInDays"])
         return name
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
+        if _describe(ctx, physical_id) is None:
+            return Pending(f"waiting for CloudWatch Logs to show the log group {physical_id}")
+        return Ready({})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        """The group's name, retention (``None``: kept forever) and tags, AWS's map as the
+        ``[{"Key", "Value"}]`` list the plan uses."""
         group = _describe(ctx, physical_id)
         if group is None:
-            return Pending(f"waiting for CloudWatch Logs to show the log group {physical_id}")
-        retention = node.properties.get("RetentionInDays")
-        if retention and group.get("retentionInDays") != int(retention):
-            ctx.client("logs").put_retention_policy(
-                logGroupName=physical_id, retentionInDays=int(retention)
-            )
-            return Pending(f"setting the log retention to {int(retention)} days")
-        return Ready({})
+            return None
+        live: dict[str, Any] = {
+            "LogGroupName": group["logGroupName"],
+            "RetentionInDays": group.get("retentionInDays"),
+            "Tags": [{"Key": k, "Value": v} for k, v in _tags(ctx, group).items()],
+        }
+        if group.get("kmsKeyId"):
+            live["KmsKeyId"] = group["kmsKeyId"]
+        return live
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        refuse_create_only(self.type, before, after, ctx.region)
+        if changed(before, after, "RetentionInDays"):
+            _set_retention(ctx, physical_id, after.get("RetentionInDays"))
+        to_set, to_remove = tag_changes(before, after)
+        if to_set or to_remove:
+            group = _describe(ctx, physical_id)
+            if group is None:
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "ResourceNotFoundException",
+                            "Message": f"the log group {physical_id} does not exist",
+                        }
+                    },
+                    "TagResource",
+                )
+            logs = ctx.client("logs")
+            if to_set:
+                logs.tag_resource(resourceArn=_arn(group), tags=to_set)
+            if to_remove:
+                logs.untag_resource(resourceArn=_arn(group), tagKeys=to_remove)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:
