@@ -411,7 +411,9 @@ class Walk:
                     step.started, step.clean_create = "created", not seen.any
                 step.phase = "become ready"
             elif state == R.READY and action == ACT.UPDATE:
-                _update(handler, self.ctx, node, physical_id, before, props)
+                step.physical_id = (
+                    _update(handler, self.ctx, node, physical_id, before, props) or physical_id
+                )
                 step.started, step.clean_create = "updating", True
                 step.phase = "become ready"
             # A handler reporting progress of its own (its reason changed) is looked at again
@@ -464,6 +466,7 @@ class Walk:
             )
             self.set_state(record, R.CREATING, f"{label}: {verb}")
         elif step.started == "updating":
+            record.physical_id = step.physical_id
             record.next_check_at = self.now
             names = ", ".join(sorted(_changed(record.applied or record.prior_applied, step.props)))
             self.set_state(
@@ -636,9 +639,14 @@ class Walk:
         return max(0.0, (min(due) - timezone.now()).total_seconds())
 
 
-def _update(handler: Any, ctx: AwsContext, node: ResourceNode, pid: str, before, after) -> None:
+def _update(
+    handler: Any, ctx: AwsContext, node: ResourceNode, pid: str, before, after
+) -> str | None:
+    """The handler's update; a new physical id when the update gave the resource one (an
+    inline policy moved to another role or renamed: its id is ``role|name``)."""
     if hasattr(handler, "update"):
-        handler.update(ctx, node, pid, before, after)
+        moved = handler.update(ctx, node, pid, before, after)
+        return moved if isinstance(moved, str) and moved else None
     elif before:  # TEMPORARY until every handler has update (see deployer/resources/base.py)
         from deployer.resources.base import CannotUpdate
 

@@ -604,6 +604,8 @@ class _Planner:
             {
                 "Description": f"{self.spec.name} API instances: read the API credential",
                 "AssumeRolePolicyDocument": _trust("ec2.amazonaws.com"),
+                # None: a managed policy attached by hand (AdministratorAccess...) is drift.
+                "ManagedPolicyArns": [],
             },
             group="identity",
             label="API instance role",

@@ -11,10 +11,9 @@
   (``igw-1|vpc-2``, ``rtb-1|0.0.0.0/0``), built and read in one place.
 - :func:`network_interface_holders`: say in words what holds a subnet or security group when
   AWS answers ``DependencyViolation``.
-- :func:`differs`, :func:`refuse_replacing` and :func:`update_tags`: the three questions every
-  ``update`` asks (does this property need a call? does a difference need a new resource? which
-  tags to set and which to remove?), answered the same way for every EC2 type, and
-  :class:`Ec2Update`, the ``update`` that asks them in that order.
+- :class:`Ec2Update`: the ``update`` every EC2 type shares, asking the three questions of
+  ``_update`` (does a difference need a new resource? does this property need a call? which
+  tags to set and which to remove?) in that order.
 
 How ``update`` reads ``before``: it is what Gantry believes is applied (the record's applied
 properties, ``{}`` for an adopted resource, or what a drift check read). A property equal in
@@ -30,17 +29,14 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer import schemas
-from deployer.drift import normalise
+from deployer.resources._update import refuse_create_only, sync_ec2_tags
 from deployer.resources.base import (
     AwsContext,
-    CannotUpdate,
     Failed,
     Gone,
     Pending,
     Ready,
     RetryLater,
-    tag_map,
 )
 from designer.graph import ResourceNode
 
@@ -175,72 +171,11 @@ def network_interface_holders(ctx: AwsContext, filter_name: str, value: str) -> 
     return text
 
 
-def differs(before: dict[str, Any], after: dict[str, Any], name: str) -> bool:
-    """Whether ``update`` must set property ``name``: ``after`` has it, and ``before`` either
-    lacks it (an adopted resource: set it, the call is idempotent) or says otherwise. Values are
-    compared as a drift check compares them (:func:`deployer.drift.normalise`: lists in any
-    order, tags as a map, numbers and booleans as AWS spells them)."""
-    if name not in after:
-        return False
-    if name not in before:
-        return True
-    return normalise(before[name], key=name) != normalise(after[name], key=name)
-
-
-def refuse_replacing(
-    ctx: AwsContext, type_name: str, before: dict[str, Any], after: dict[str, Any]
-) -> None:
-    """Raise :class:`CannotUpdate` before any call when a property that ``before`` and
-    ``after`` both give differs and AWS can only set it on a new resource (the provider
-    schema's ``createOnlyProperties``): nothing is half-changed, and the change set should have
-    replaced the resource."""
-    refused = [
-        f"{name} ({before[name]!r} -> {after[name]!r})"
-        for name in sorted(set(before) & set(after))
-        if differs(before, after, name)
-        and schemas.forces_replacement(type_name, name, before[name], after[name], ctx.region)
-    ]
-    if refused:
-        raise CannotUpdate(
-            f"{type_name} needs a new resource to change {', '.join(refused)}; the change set "
-            f"replaces it"
-        )
-
-
-def is_gantry_tag(key: str) -> bool:
-    """Gantry's own tags (``gantry:deployment``...) and AWS's reserved ``aws:`` ones: an update
-    never removes them (the first are how find() knows the resource; the second are AWS's)."""
-    return key.startswith(("gantry:", "aws:"))
-
-
-def update_tags(
-    ctx: AwsContext, resource_id: str, before: dict[str, Any], after: dict[str, Any]
-) -> None:
-    """Converge an EC2 resource's tags: the planned ones (``after["Tags"]``, which carry the
-    gantry tags) that ``before`` does not show with the same value are set in one CreateTags
-    call, and the keys ``before`` had that ``after`` has not are removed in one DeleteTags
-    call, never Gantry's own. Tags added by hand that ``before`` does not know are left alone:
-    only a drift check's ``before`` (what AWS has) removes them."""
-    if "Tags" not in after:
-        return
-    want = tag_map(after["Tags"])
-    have = tag_map(before.get("Tags")) if "Tags" in before else {}
-    to_set = {k: v for k, v in want.items() if "Tags" not in before or have.get(k) != v}
-    to_remove = [k for k in have if k not in want and not is_gantry_tag(k)]
-    ec2 = ctx.client("ec2")
-    if to_set:
-        ec2.create_tags(
-            Resources=[resource_id], Tags=[{"Key": k, "Value": v} for k, v in to_set.items()]
-        )
-    if to_remove:
-        ec2.delete_tags(Resources=[resource_id], Tags=[{"Key": k} for k in to_remove])
-
-
 class Ec2Update:
     """``update`` for an EC2 type, in the order every type needs: first refuse what only a new
-    resource can have (:func:`refuse_replacing`, before any call, so nothing is half-changed),
-    then the type's own in-place changes (:meth:`change`), then the tags (:func:`update_tags`;
-    nothing for an untagged type)."""
+    resource can have (``_update.refuse_create_only``, before any call, so nothing is
+    half-changed), then the type's own in-place changes (:meth:`change`), then the tags
+    (``_update.sync_ec2_tags``; nothing for an untagged type)."""
 
     type: ClassVar[str]
 
@@ -252,9 +187,9 @@ class Ec2Update:
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        refuse_replacing(ctx, self.type, before, after)
+        refuse_create_only(self.type, before, after, ctx.region)
         self.change(ctx, node, physical_id, before, after)
-        update_tags(ctx, physical_id, before, after)
+        sync_ec2_tags(ctx, physical_id, before, after)
 
     def change(
         self,

@@ -22,13 +22,13 @@ from botocore.exceptions import ClientError
 from deployer.resources._ec2 import (
     Ec2Update,
     describe_by_id,
-    differs,
     error_code,
     find_by_tags,
     is_not_found,
     not_visible_yet,
     tag_specifications,
 )
+from deployer.resources._update import changed
 from deployer.resources.base import (
     AwsContext,
     CannotUpdate,
@@ -83,7 +83,7 @@ class ElasticIpHandler(Ec2Update):
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> None:
-        if "Domain" in before and differs(before, after, "Domain"):
+        if "Domain" in before and "Domain" in after and changed(before, after, "Domain"):
             raise CannotUpdate(
                 f"Elastic IP {physical_id} is in the {before['Domain']} domain; an address in "
                 f"the {after['Domain']} domain is a new address"

@@ -3,7 +3,7 @@
 CreateSubnet takes no idempotency token, so the engine's find-by-tags is what prevents a second
 subnet. MapPublicIpOnLaunch cannot be given to CreateSubnet: a new subnet does not map public
 IPs (AWS's default for every subnet but a default VPC's), so create sets it only for a public
-subnet that asks for it; ``update`` sets it whenever it differs, and for an adopted subnet, so
+subnet that asks for it; ``update`` sets it whenever it and for an adopted subnet, so
 "private subnets never map public IPs" holds whatever the property or a hand says.
 
 In place: MapPublicIpOnLaunch and the tags. The VPC, CIDR block and AZ are create-only: a new
@@ -19,7 +19,6 @@ from botocore.exceptions import ClientError
 from deployer.resources._ec2 import (
     Ec2Update,
     describe_by_id,
-    differs,
     error_code,
     find_by_tags,
     is_not_found,
@@ -27,6 +26,7 @@ from deployer.resources._ec2 import (
     not_visible_yet,
     tag_specifications,
 )
+from deployer.resources._update import changed
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
 
@@ -95,7 +95,7 @@ class SubnetHandler(Ec2Update):
         after: dict[str, Any],
     ) -> None:
         wanted = {**after, "MapPublicIpOnLaunch": wants_public_ips(node, after)}
-        if differs(before, wanted, "MapPublicIpOnLaunch"):
+        if changed(before, wanted, "MapPublicIpOnLaunch"):
             ctx.client("ec2").modify_subnet_attribute(
                 SubnetId=physical_id,
                 MapPublicIpOnLaunch={"Value": wanted["MapPublicIpOnLaunch"]},

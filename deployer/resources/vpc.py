@@ -21,13 +21,13 @@ from deployer.resources._ec2 import (
     LAMBDA_ENI_DELAY,
     Ec2Update,
     describe_by_id,
-    differs,
     error_code,
     find_by_tags,
     is_not_found,
     not_visible_yet,
     tag_specifications,
 )
+from deployer.resources._update import changed
 from deployer.resources.base import (
     AwsContext,
     CannotUpdate,
@@ -118,7 +118,11 @@ class VpcHandler(Ec2Update):
         # The tenancy is set by CreateVpc and AWS lets nobody make it dedicated later, so only
         # a known difference (dedicated -> default) needs a call.
         tenancy = after.get("InstanceTenancy")
-        retenant = "InstanceTenancy" in before and differs(before, after, "InstanceTenancy")
+        retenant = (
+            "InstanceTenancy" in before
+            and "InstanceTenancy" in after
+            and changed(before, after, "InstanceTenancy")
+        )
         if retenant and tenancy != "default":
             raise CannotUpdate(
                 f"AWS changes a VPC's tenancy only from dedicated to default, not to {tenancy}"
@@ -127,7 +131,7 @@ class VpcHandler(Ec2Update):
         if retenant:
             ec2.modify_vpc_tenancy(VpcId=physical_id, InstanceTenancy="default")
         for prop, attribute, value in _DNS_STEPS:
-            if after.get(prop) is value and differs(before, after, prop):
+            if after.get(prop) is value and changed(before, after, prop):
                 ec2.modify_vpc_attribute(
                     VpcId=physical_id, **{_attribute_key(attribute): {"Value": value}}
                 )

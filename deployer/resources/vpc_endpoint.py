@@ -21,11 +21,11 @@ from botocore.exceptions import ClientError
 from deployer.resources._ec2 import (
     Ec2Update,
     describe_by_id,
-    differs,
     find_by_tags,
     not_visible_yet,
     tag_specifications,
 )
+from deployer.resources._update import changed
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
@@ -132,7 +132,7 @@ class VpcEndpointHandler(Ec2Update):
         differences (AddSubnetIds, RemoveSubnetIds...), so when anything but the tags is to
         change they are worked out from the endpoint as AWS describes it now: a stale
         ``before`` cannot make AWS refuse to add a subnet it has or remove one it has not."""
-        if any(differs(before, after, name) for name in _SETTABLE):
+        if any(name in after and changed(before, after, name) for name in _SETTABLE):
             # Not visible yet (just created): every change is an addition.
             live = self.read(ctx, node, physical_id) or {}
             kwargs: dict[str, Any] = {}
@@ -145,9 +145,9 @@ class VpcEndpointHandler(Ec2Update):
                     kwargs[f"Add{stem}s"] = added
                 if removed := [i for i in have if i not in want]:
                     kwargs[f"Remove{stem}s"] = removed
-            if differs(live, after, "PrivateDnsEnabled"):
+            if "PrivateDnsEnabled" in after and changed(live, after, "PrivateDnsEnabled"):
                 kwargs["PrivateDnsEnabled"] = bool(after["PrivateDnsEnabled"])
-            if after.get("PolicyDocument") and differs(live, after, "PolicyDocument"):
+            if after.get("PolicyDocument") and changed(live, after, "PolicyDocument"):
                 kwargs["PolicyDocument"] = _policy_text(after["PolicyDocument"])
             if kwargs:
                 try:
@@ -156,7 +156,7 @@ class VpcEndpointHandler(Ec2Update):
                     # Retried after a lost answer, AWS refuses to add a subnet the first call
                     # added: the endpoint as it now is says whether the change was made.
                     now = self.read(ctx, node, physical_id) or {}
-                    if any(differs(now, after, name) for name in _SETTABLE if name in after):
+                    if any(changed(now, after, name) for name in _SETTABLE if name in after):
                         raise
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
