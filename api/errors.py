@@ -16,6 +16,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from api.services import TokenLimitReached
 from deployer.services import DeploymentConflict, InvalidTransition, TargetInUse
 from designer.services import DesignInUse, SpecInvalid
 from designer.spec import Issue
@@ -69,6 +70,8 @@ def _deployment_ref(deployment) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, SpecInvalid):
         return Response(spec_invalid_body(exc.issues), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TokenLimitReached):
+        return Response({"message": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         errors = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

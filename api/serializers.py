@@ -8,13 +8,20 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.models import ApiToken
+from api.fields import (
+    SpecField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+)
+from api.models import TOKEN_NAME_PATTERN, ApiToken
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
 from designer.models import Design, DesignVersion
 from teams.models import Membership, Team
 
-#: The largest id the database holds (a bigint); larger numbers are refused, not looked up.
-MAX_ID = 2**63 - 1
+#: A team named in a query: its id or its slug (Django's slug characters).
+TEAM_REF_PATTERN = r"^[-a-zA-Z0-9_]+$"
 
 
 def _links(*names: str) -> dict[str, Any]:
@@ -119,18 +126,16 @@ class DesignSerializer(serializers.ModelSerializer):
 
 
 class DesignCreateSerializer(serializers.Serializer):
-    team = serializers.IntegerField(
+    team = StrictIntegerField(
         required=False,
-        min_value=1,
-        max_value=MAX_ID,
         help_text="The team that owns the design; may be left out when the caller is in one "
         "team only.",
     )
-    spec = serializers.JSONField(help_text="Spec v1; `name` names the design.")
+    spec = SpecField(help_text="Spec v1; `name` names the design.")
 
 
 class DesignUpdateSerializer(serializers.Serializer):
-    spec = serializers.JSONField(help_text="The whole new spec; a new version is saved.")
+    spec = SpecField(help_text="The whole new spec; a new version is saved.")
 
 
 class DesignVersionSerializer(serializers.ModelSerializer):
@@ -142,7 +147,7 @@ class DesignVersionSerializer(serializers.ModelSerializer):
 
 
 class ValidateRequestSerializer(serializers.Serializer):
-    spec = serializers.JSONField(help_text="A spec to check; nothing is saved.")
+    spec = SpecField(help_text="A spec to check; nothing is saved.")
 
 
 class ValidateResponseSerializer(serializers.Serializer):
@@ -169,14 +174,12 @@ class PlanSerializer(serializers.Serializer):
 
 
 class TargetSerializer(serializers.ModelSerializer):
-    team = serializers.IntegerField(
+    team = StrictIntegerField(
         source="team_id",
         required=False,
-        min_value=1,
-        max_value=MAX_ID,
         help_text="The owning team; may be left out when the caller is in one team only.",
     )
-    external_id = serializers.CharField(
+    external_id = StrictCharField(
         write_only=True,
         required=False,
         allow_blank=True,
@@ -187,10 +190,10 @@ class TargetSerializer(serializers.ModelSerializer):
     endpoint_url = serializers.CharField(
         read_only=True, help_text="The emulator's URL for a sandbox target; empty for AWS."
     )
-    role_arn = serializers.CharField(required=False, allow_blank=True, max_length=2048)
-    name = serializers.CharField(max_length=60)
-    kind = serializers.ChoiceField(choices=Target.Kind.choices, required=False)
-    region = serializers.CharField(max_length=30, required=False)
+    role_arn = StrictCharField(required=False, allow_blank=True, max_length=2048)
+    name = StrictCharField(max_length=60)
+    kind = StrictChoiceField(choices=Target.Kind.choices, required=False)
+    region = StrictCharField(max_length=30, required=False)
 
     class Meta:
         model = Target
@@ -303,26 +306,25 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    design = serializers.IntegerField(
-        min_value=1, max_value=MAX_ID, help_text="The design to deploy (its current version)."
+    design = StrictIntegerField(help_text="The design to deploy (its current version).")
+    target = StrictIntegerField(
+        required=False, help_text="Where to deploy; the team's sandbox target when left out."
     )
-    target = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=MAX_ID,
-        help_text="Where to deploy; the team's sandbox target when left out.",
-    )
-    keep_on_failure = serializers.BooleanField(
+    keep_on_failure = StrictBooleanField(
         default=False,
         help_text="On failure leave the resources for debugging instead of rolling back.",
     )
 
 
 class DeploymentFilterSerializer(serializers.Serializer):
-    team = serializers.CharField(required=False, help_text="Team id or slug.")
-    design = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    team = serializers.RegexField(
+        TEAM_REF_PATTERN, required=False, max_length=100, help_text="Team id or slug."
+    )
+    design = StrictIntegerField(query=True, required=False)
     status = serializers.MultipleChoiceField(choices=Deployment.Status.choices, required=False)
-    requested_by = serializers.CharField(required=False, help_text="A username.")
+    requested_by = serializers.CharField(
+        required=False, min_length=1, max_length=150, help_text="A username."
+    )
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -349,8 +351,8 @@ class EventPageSerializer(serializers.Serializer):
 
 
 class EventQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=0)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
+    after = StrictIntegerField(query=True, required=False, min_value=0, default=0)
+    limit = StrictIntegerField(query=True, required=False, max_value=1000, default=500)
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -364,7 +366,12 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=80, help_text="What the token is for.")
+    name = serializers.RegexField(
+        TOKEN_NAME_PATTERN,
+        max_length=80,
+        help_text="What the token is for: 1 to 80 characters, not only spaces, no control "
+        "characters.",
+    )
 
 
 class TokenCreatedSerializer(TokenSerializer):

@@ -3,6 +3,7 @@ every change and hold every rule, and ``api.errors`` turns their exceptions into
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from typing import Any
 
@@ -16,7 +17,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,13 +27,20 @@ from rest_framework.throttling import UserRateThrottle
 from api import serializers as s
 from api.errors import spec_errors
 from api.models import ApiToken
+from api.selectors import token_is_active
 from api.services import token_create, token_revoke
 from audit.services import get_for_user_or_404
 from deployer import events
 from deployer import selectors as deploy_selectors
 from deployer import services as deploy_services
 from deployer.models import Deployment, Target
-from deployer.stream import last_event_id, sse_response
+from deployer.stream import (
+    StreamAccess,
+    StreamRefused,
+    last_event_id,
+    session_stands,
+    stream_open,
+)
 from designer import selectors as design_selectors
 from designer.cost import Assumptions
 from designer.diagram import render_png, render_svg
@@ -40,6 +48,7 @@ from designer.plan import plan
 from designer.preview import plan_document
 from designer.services import SpecInvalid, design_create, design_delete, design_update
 from designer.spec import validate_spec
+from gantry.parsing import MAX_ID, IdConverter, IntegerInvalid, parse_id
 from teams.models import Team
 from teams.selectors import team_list
 
@@ -51,7 +60,7 @@ ERR = {
 }
 BAD = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input, field by field.")}
 THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many requests.")}
-ID_REGEX = r"[0-9]{1,18}"
+ID_REGEX = IdConverter.regex
 ASSUMPTIONS = [f.name for f in fields(Assumptions)]
 
 
@@ -360,11 +369,8 @@ class DeploymentViewSet(
         query.is_valid(raise_exception=True)
         f = query.validated_data
         if "team" in f:
-            team = f["team"]
-            if team.isdigit() and len(team) <= 18:
-                qs = qs.filter(team_id=int(team))
-            else:
-                qs = qs.filter(team__slug=team)
+            team_id = parse_id(f["team"])
+            qs = qs.filter(team_id=team_id) if team_id is not None else qs.filter(team__slug=f["team"])
         if "design" in f:
             qs = qs.filter(design_id=f["design"])
         if f.get("status"):
@@ -499,15 +505,54 @@ class DeploymentViewSet(
         description="`text/event-stream`: each event has `id: <seq>` and a JSON `data` line "
         "shaped like the JSON events. Reconnect with `Last-Event-ID` (browsers do it "
         "themselves) or `?after=N` to resume without losing or repeating any. The stream ends "
-        "after the event that puts the deployment in a terminal status.",
+        "after the event that puts the deployment in a terminal status; for a finished "
+        "deployment with nothing after the given event the answer is 204 at once. Each user "
+        "may hold `GANTRY_STREAMS_PER_USER` streams at a time (429 beyond), and a stream ends "
+        "within seconds of its token being revoked or its user leaving the team.",
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Resume after this event."),
-            OpenApiParameter("Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                description="Resume after this event.",
+            ),
+            OpenApiParameter(
+                "Last-Event-ID",
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                OpenApiParameter.HEADER,
+                description="Resume after this event (what EventSource sends on a reconnect); "
+                "wins over `after`.",
+            ),
         ],
-        responses={(200, "text/event-stream"): OpenApiTypes.STR, **ERR},
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            204: OpenApiResponse(description="Finished; nothing follows the given event."),
+            **BAD,
+            **ERR,
+            **THROTTLED,
+        },
     )
     def stream(self, request: Request, pk: str):
-        return sse_response(self.get_object(), last_event_id(request))
+        deployment = self.get_object()
+        try:
+            after = last_event_id(request)
+        except IntegerInvalid as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+        if isinstance(request.auth, ApiToken):
+            stands = functools.partial(token_is_active, token_id=request.auth.pk)
+        else:
+            stands = session_stands(request.session.session_key or "")
+        try:
+            return stream_open(
+                deployment=deployment,
+                after=after,
+                access=StreamAccess(user_id=request.user.pk, credential_stands=stands),
+            )
+        except StreamRefused as exc:
+            if exc.status == 204:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            if exc.status == 429:
+                raise Throttled(wait=exc.retry_after, detail=str(exc)) from None
+            raise ValidationError({"after": [str(exc)]}) from None
 
     @extend_schema(
         summary="Cancel a queued or deploying deployment (it then rolls back)",

@@ -6,11 +6,11 @@ app_name = "deployer"
 
 urlpatterns = [
     path("", views.deployment_list, name="deployment_list"),
-    path("<int:pk>/", views.deployment_detail, name="deployment_detail"),
-    path("<int:pk>/status.json", views.deployment_status, name="deployment_status"),
-    path("<int:pk>/diagram.svg", views.deployment_diagram, name="deployment_diagram"),
-    path("<int:pk>/events/stream", views.deployment_stream, name="deployment_stream"),
-    path("<int:pk>/cancel/", views.deployment_cancel, name="deployment_cancel"),
-    path("<int:pk>/destroy/", views.deployment_destroy, name="deployment_destroy"),
-    path("new/<int:design_pk>/", views.deployment_create, name="deployment_create"),
+    path("<id:pk>/", views.deployment_detail, name="deployment_detail"),
+    path("<id:pk>/status.json", views.deployment_status, name="deployment_status"),
+    path("<id:pk>/diagram.svg", views.deployment_diagram, name="deployment_diagram"),
+    path("<id:pk>/events/stream", views.deployment_stream, name="deployment_stream"),
+    path("<id:pk>/cancel/", views.deployment_cancel, name="deployment_cancel"),
+    path("<id:pk>/destroy/", views.deployment_destroy, name="deployment_destroy"),
+    path("new/<id:design_pk>/", views.deployment_create, name="deployment_create"),
 ]

@@ -21,6 +21,7 @@ from designer.preview import design_preview
 from designer.regions import REGION_AZ_LETTERS, REGIONS
 from designer.spec import DEFAULT_SPEC, Issue, validate_spec
 from gantry import strict_json
+from gantry.parsing import parse_id
 from teams.selectors import team_list
 
 SCALARS = [
@@ -249,11 +250,8 @@ def design_new(request: HttpRequest) -> HttpResponse:
         return _render_editor(request, spec=spec, errors=[])
     spec, problems = spec_from_form(request.POST)
     assumptions = assumptions_from_form(request.POST, _assumption_names())
-    team = (
-        teams.filter(pk=request.POST.get("team") or 0).first()
-        if (request.POST.get("team", "").isdigit())
-        else None
-    )
+    team_id = parse_id(request.POST.get("team"))
+    team = teams.filter(pk=team_id).first() if team_id is not None else None
     if team is None:
         problems.append(Issue("team", "choose one of your teams"))
     if not problems:
@@ -279,9 +277,12 @@ def design_new(request: HttpRequest) -> HttpResponse:
 def design_edit(request: HttpRequest, pk: int) -> HttpResponse:
     design = selectors.design_get(user=request.user, pk=pk, path=request.path)
     if request.method == "GET":
-        version = request.GET.get("version", "")
-        if version.isdigit():
-            snapshot = selectors.design_version_get(design=design, version=int(version))
+        if request.GET.get("version"):
+            # Not a version number: no such version, the same 404 as a missing one.
+            version = parse_id(request.GET["version"])
+            if version is None:
+                raise Http404("no such version")
+            snapshot = selectors.design_version_get(design=design, version=version)
             return _render_editor(
                 request,
                 spec=snapshot.spec,

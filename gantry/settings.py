@@ -201,6 +201,11 @@ REST_FRAMEWORK = {
 }
 #: The largest request body the API accepts (a spec is a few hundred bytes).
 GANTRY_API_MAX_BODY = int(os.environ.get("GANTRY_API_MAX_BODY", str(64 * 1024)))
+#: Live event streams one user may hold open at once (page tabs and API clients together).
+GANTRY_STREAMS_PER_USER = int(os.environ.get("GANTRY_STREAMS_PER_USER", "10"))
+#: How often an open stream re-checks that its user may still watch (and catches events
+#: whose push was lost), in seconds: a revoked token's stream ends within this time.
+GANTRY_STREAM_RECHECK_SECONDS = float(os.environ.get("GANTRY_STREAM_RECHECK_SECONDS", "5"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gantry API",
