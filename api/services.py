@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from api.models import TOKEN_NAME_PATTERN, ApiToken, token_digest, token_generate
 from audit.services import A, audit_record
+from gantry.auth_guard import auth_token_forget
 
 MAX_ACTIVE_TOKENS = 20
 
@@ -45,6 +46,7 @@ def token_revoke(*, token: ApiToken, user: AbstractBaseUser) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        transaction.on_commit(lambda: auth_token_forget(token_digest=token.digest))
         audit_record(
             action=A.TOKEN_REVOKED,
             actor=user,

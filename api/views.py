@@ -370,7 +370,11 @@ class DeploymentViewSet(
         f = query.validated_data
         if "team" in f:
             team_id = parse_id(f["team"])
-            qs = qs.filter(team_id=team_id) if team_id is not None else qs.filter(team__slug=f["team"])
+            qs = (
+                qs.filter(team_id=team_id)
+                if team_id is not None
+                else qs.filter(team__slug=f["team"])
+            )
         if "design" in f:
             qs = qs.filter(design_id=f["design"])
         if f.get("status"):

@@ -242,4 +242,3 @@ async def _events(
         finally:
             await pubsub.aclose()
             await client.aclose()
-

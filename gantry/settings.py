@@ -124,6 +124,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Django's password check behind the failed-authentication guard (gantry/auth_guard.py).
+AUTHENTICATION_BACKENDS = ["gantry.auth_guard.GuardedModelBackend"]
+#: Failed authentications (tokens and passwords) one client address may make in a window of
+#: GANTRY_AUTH_FAILURE_WINDOW seconds before every attempt from it is a 429; the audit trail
+#: records such failures once per window and source, with a summary count when it closes.
+GANTRY_AUTH_FAILURES_PER_ADDRESS = int(os.environ.get("GANTRY_AUTH_FAILURES_PER_ADDRESS", "20"))
+GANTRY_AUTH_FAILURE_WINDOW = int(os.environ.get("GANTRY_AUTH_FAILURE_WINDOW", "300"))
+#: Wrong passwords for one username, from anywhere, that lock it for GANTRY_LOGIN_LOCKOUT_SECONDS.
+GANTRY_LOGIN_FAILURES_PER_USERNAME = int(os.environ.get("GANTRY_LOGIN_FAILURES_PER_USERNAME", "10"))
+GANTRY_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("GANTRY_LOGIN_LOCKOUT_SECONDS", "900"))
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "designer:design_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -174,6 +185,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployer.tasks.reap",
         "schedule": float(os.environ.get("GANTRY_REAP_INTERVAL", "30")),
     },
+    # The summary entry of each closed window of failed authentications (audit/services.py).
+    "close-audit-failure-windows": {"task": "audit.tasks.close_failure_windows", "schedule": 60.0},
 }
 
 REST_FRAMEWORK = {

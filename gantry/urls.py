@@ -4,6 +4,7 @@ from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 
 from api import pages as api_pages
+from gantry.login import LoginView
 from gantry.parsing import IdConverter
 
 # Before the includes below: their patterns use <id:...>.
@@ -11,7 +12,7 @@ register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="designer:design_list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("designs/", include("designer.urls")),
     path("deployments/", include("deployer.urls")),

@@ -68,6 +68,10 @@ echo
 echo "Gantry is starting at http://$HOST:$PORT/  ($(cat .run/login.txt))"
 echo "Logs: .run/worker.log, .run/beat.log, .run/sandbox.log, .run/moto.log. Stop with Ctrl-C."
 echo
-$BIN/uvicorn gantry.asgi:application --host "$HOST" --port "$PORT" --log-level info &
+# As production runs it (Dockerfile): X-Forwarded-For is not believed (Gantry reads the
+# client address itself, trusting TRUSTED_PROXY_COUNT proxies), and on Ctrl-C open live
+# streams get 5 s before they are closed instead of holding the shutdown forever.
+$BIN/uvicorn gantry.asgi:application --host "$HOST" --port "$PORT" --log-level info \
+  --no-proxy-headers --timeout-graceful-shutdown 5 &
 pids+=($!)
 wait "${pids[-1]}"
