@@ -29,7 +29,7 @@ from api.errors import spec_errors
 from api.models import ApiToken
 from api.selectors import token_is_active
 from api.services import token_create, token_revoke
-from audit.services import get_for_user_or_404
+from audit.services import audit_denied_later, get_for_user_or_404
 from deployer import events
 from deployer import selectors as deploy_selectors
 from deployer import services as deploy_services
@@ -44,6 +44,7 @@ from deployer.stream import (
 from designer import selectors as design_selectors
 from designer.cost import Assumptions
 from designer.diagram import render_png, render_svg
+from designer.models import Design
 from designer.plan import plan
 from designer.preview import plan_document
 from designer.services import SpecInvalid, design_create, design_delete, design_update
@@ -122,6 +123,9 @@ def _team_for(request: Request, team_id: int | None) -> Team:
     if team_id is not None:
         team = teams.filter(pk=team_id).first()
         if team is None:
+            audit_denied_later(
+                user=request.user, model=Team, path=request.path, field="team", pk=team_id
+            )
             raise ValidationError({"team": ["no team with this id among your teams"]})
         return team
     mine = list(Team.objects.filter(memberships__user=request.user)[:2])
@@ -152,6 +156,8 @@ SAVE_SCHEMA = {
     retrieve=extend_schema(summary="A team", responses={200: s.TeamSerializer, **ERR}),
 )
 class TeamViewSet(AuditedLookupMixin, viewsets.ReadOnlyModelViewSet):
+    """The caller's teams (every team for staff): the owners of designs, targets and deployments."""
+
     serializer_class = s.TeamSerializer
     lookup_value_regex = ID_REGEX
 
@@ -174,6 +180,8 @@ class DesignViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Designs: versioned specs of the pattern, each belonging to one team."""
+
     serializer_class = s.DesignSerializer
     lookup_value_regex = ID_REGEX
 
@@ -202,18 +210,22 @@ class DesignViewSet(
         return Response(data, status=201, headers={"Location": data["links"]["self"]})
 
     @extend_schema(summary="Save a new version of a design", **SAVE_SCHEMA)
-    def update(self, request: Request, pk: str) -> Response:
+    def update(self, request: Request, pk: str, partial: bool = False) -> Response:
         design = self.get_object()
-        body = s.DesignUpdateSerializer(data=request.data)
+        body = s.DesignUpdateSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
-        design = design_update(
-            design=design, user=request.user, spec_data=body.validated_data["spec"]
-        )
+        if "spec" in body.validated_data:
+            design = design_update(
+                design=design, user=request.user, spec_data=body.validated_data["spec"]
+            )
         return Response(s.DesignSerializer(design, context={"request": request}).data)
 
-    @extend_schema(summary="Save a new version (as PUT: the whole spec)", **SAVE_SCHEMA)
+    @extend_schema(
+        summary="Save a new version (the whole spec, as PUT); without `spec` nothing changes",
+        **SAVE_SCHEMA,
+    )
     def partial_update(self, request: Request, pk: str) -> Response:
-        return self.update(request, pk)
+        return self.update(request, pk, partial=True)
 
     @extend_schema(
         summary="Delete a design",
@@ -257,8 +269,9 @@ class DesignViewSet(
         parameters=[
             OpenApiParameter(
                 name,
-                OpenApiTypes.NUMBER,
-                description=f"Cost assumption {name} (see the design page).",
+                # Negative is refused; past the upper bound a value is clamped, not refused.
+                {"type": "number", "minimum": 0},
+                description=f"Cost assumption {name} (see the design page); at least 0.",
             )
             for name in ASSUMPTIONS
         ],
@@ -343,6 +356,8 @@ class DeploymentViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Deployments of designs to targets, with their resources and numbered events."""
+
     lookup_value_regex = ID_REGEX
 
     def get_serializer_class(self):
@@ -439,6 +454,13 @@ class DeploymentViewSet(
                 return self._replay(earlier, data)
         design = design_selectors.design_list(user=request.user).filter(pk=data["design"]).first()
         if design is None:
+            audit_denied_later(
+                user=request.user,
+                model=Design,
+                path=request.path,
+                field="design",
+                pk=data["design"],
+            )
             raise ValidationError({"design": ["no design with this id among your teams' designs"]})
         if "target" in data:
             target = (
@@ -447,6 +469,13 @@ class DeploymentViewSet(
                 .first()
             )
             if target is None:
+                audit_denied_later(
+                    user=request.user,
+                    model=Target,
+                    path=request.path,
+                    field="target",
+                    pk=data["target"],
+                )
                 raise ValidationError({"target": ["no target with this id in the design's team"]})
         else:
             target = deploy_services.target_sandbox_ensure(team=design.team)
@@ -610,6 +639,8 @@ TARGET_ERRS = {
     ),
 )
 class TargetViewSet(AuditedLookupMixin, viewsets.ModelViewSet):
+    """Where a team deploys: the sandbox, or an AWS account through a role Gantry assumes."""
+
     serializer_class = s.TargetSerializer
     lookup_value_regex = ID_REGEX
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
@@ -693,6 +724,8 @@ class TokenViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
+    """The caller's own API tokens (never their keys, which are shown once)."""
+
     serializer_class = s.TokenSerializer
     lookup_value_regex = ID_REGEX
 

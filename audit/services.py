@@ -124,7 +124,7 @@ def _may_see(user, obj: models.Model, teams: list[Team | None]) -> bool:
 
 
 def audit_denied(
-    *, user, model: type[models.Model], path: str = "", **lookup: Any
+    *, user, model: type[models.Model], path: str = "", field: str = "", **lookup: Any
 ) -> list[AuditEntry]:
     """Record that ``user`` asked for an object (``model`` matching ``lookup``) that exists but
     belongs to others: ACCESS_DENIED, on the page of each team that owns it (so the owners see
@@ -143,17 +143,23 @@ def audit_denied(
     teams = audit_teams_of(obj)
     if _may_see(user, obj, teams):
         return []
+    data = {"path": path, "field": field} if field else {"path": path}
     return [
-        audit_record(action=A.ACCESS_DENIED, actor=user, team=team, obj=obj, data={"path": path})
+        audit_record(action=A.ACCESS_DENIED, actor=user, team=team, obj=obj, data=data)
         for team in teams
     ]
 
 
-def audit_denied_later(*, user, model: type[models.Model], path: str = "", **lookup: Any) -> None:
+def audit_denied_later(
+    *, user, model: type[models.Model], path: str = "", field: str = "", **lookup: Any
+) -> None:
     """:func:`audit_denied` once the response is sent: a refused lookup answers as fast as a
     missing id (the entry's query and write happen after the 404 is out), and it is written
-    outside the request's transaction, so a rollback cannot lose it."""
-    after_response(functools.partial(audit_denied, user=user, model=model, path=path, **lookup))
+    outside the request's transaction, so a rollback cannot lose it. ``field`` names the
+    request body's field when the id came from there (``{"design": 12}``)."""
+    after_response(
+        functools.partial(audit_denied, user=user, model=model, path=path, field=field, **lookup)
+    )
 
 
 def get_for_user_or_404(scoped: models.QuerySet[M], *, user, path: str = "", **lookup: Any) -> M:
