@@ -57,6 +57,17 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictRegexField(serializers.RegexField):
+    """A JSON string matching the pattern (the schema publishes the pattern)."""
+
+    default_error_messages = {"not_a_string": "must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 class StrictBooleanField(serializers.BooleanField):
     """``true`` or ``false`` (DRF also reads ``"yes"``, ``"on"``, ``1``...)."""
 

@@ -14,6 +14,7 @@ from api.fields import (
     StrictCharField,
     StrictChoiceField,
     StrictIntegerField,
+    StrictRegexField,
 )
 from api.models import TOKEN_NAME_PATTERN, ApiToken
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
@@ -316,7 +317,22 @@ class DeploymentCreateSerializer(serializers.Serializer):
     )
 
 
-class DeploymentFilterSerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query parameters. DRF reads an empty one (``?team=``) as left out; the schema gives
+    each a type that ``""`` is not, so it is an error here too."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        errors = {
+            name: ["give a value, or leave the parameter out"]
+            for name in self.fields
+            if hasattr(data, "getlist") and "" in data.getlist(name)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class DeploymentFilterSerializer(QuerySerializer):
     team = serializers.RegexField(
         TEAM_REF_PATTERN, required=False, max_length=100, help_text="Team id or slug."
     )
@@ -350,7 +366,7 @@ class EventPageSerializer(serializers.Serializer):
     finished = serializers.BooleanField(help_text="The deployment is in a terminal status.")
 
 
-class EventQuerySerializer(serializers.Serializer):
+class EventQuerySerializer(QuerySerializer):
     after = StrictIntegerField(query=True, required=False, min_value=0, default=0)
     limit = StrictIntegerField(query=True, required=False, max_value=1000, default=500)
 
@@ -366,7 +382,7 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    name = serializers.RegexField(
+    name = StrictRegexField(
         TOKEN_NAME_PATTERN,
         max_length=80,
         help_text="What the token is for: 1 to 80 characters, not only spaces, no control "

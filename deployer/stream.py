@@ -91,8 +91,10 @@ def _recheck_seconds() -> float:
     return float(settings.GANTRY_STREAM_RECHECK_SECONDS)
 
 
-def _lease_seconds() -> int:
-    return max(60, int(4 * _recheck_seconds()))
+def _lease_seconds() -> float:
+    """How long a slot stays taken without renewal: a few re-checks, so a live stream always
+    renews in time and a dead server's slots are free again soon."""
+    return max(2.0, 3 * _recheck_seconds())
 
 
 def _slots_key(user_id: int) -> str:
@@ -208,10 +210,8 @@ async def _events(
         while not finished:
             wait = max(0.0, min(next_check, next_keepalive) - time.monotonic())
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-            if message is not None:
-                data = json.loads(message["data"])
-                if data["seq"] <= last:
-                    continue
+            data = json.loads(message["data"]) if message is not None else None
+            if data is not None and data["seq"] > last:
                 if data["seq"] > last + 1:  # a gap: fill it from the database, in order
                     for event in await sync_to_async(_backlog)(deployment_id, last):
                         if event["seq"] >= data["seq"]:
@@ -221,12 +221,15 @@ async def _events(
                 last = data["seq"]
                 yield _sse(data)
                 finished = _ends(data)
-                continue
+            # Also while events flow: a busy deployment's stream is re-checked all the same.
             now = time.monotonic()
-            if now >= next_check:
+            if now >= next_check and not finished:
                 if not await sync_to_async(_still_allowed)(access, deployment_id):
                     return
-                await client.eval(_RENEW, 1, slots, time.time() + _lease_seconds(), slot, 3600)
+                if not await client.eval(
+                    _RENEW, 1, slots, time.time() + _lease_seconds(), slot, 3600
+                ):
+                    return  # the lease ran out (this process stalled): reconnect for a new one
                 # Anything whose publish was lost (Redis restarted, a worker's publish failed).
                 for event in await sync_to_async(_backlog)(deployment_id, last):
                     last = event["seq"]

@@ -16,6 +16,7 @@ class LoginView(auth_views.LoginView):
         if refusal is None:
             return super().form_invalid(form)
         form._errors[NON_FIELD_ERRORS] = form.error_class([refusal.message])
-        response = self.render_to_response(self.get_context_data(form=form), status=429)
+        context = self.get_context_data(form=form, refusal=refusal.message)
+        response = self.render_to_response(context, status=429)
         response["Retry-After"] = str(refusal.retry_after)
         return response
