@@ -36,6 +36,8 @@ bench: install
 	$(BIN)/python bench/preview_bench.py
 	$(BIN)/python bench/event_latency_bench.py
 	$(BIN)/python bench/deploy_bench.py
+	$(BIN)/python bench/stream_load_bench.py
+	$(BIN)/python bench/denied_lookup_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis staticfiles .run
