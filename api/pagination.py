@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
-from gantry.parsing import IntegerInvalid, parse_int
+from gantry.parsing import MAX_ID, IntegerInvalid, parse_int
 
 
 def _query_int(request, name: str, *, maximum: int | None = None) -> int | None:
@@ -41,6 +41,7 @@ class Pagination(PageNumberPagination):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             parameter["schema"]["minimum"] = 1
+            parameter["schema"]["maximum"] = MAX_ID
             if parameter["name"] == self.page_size_query_param:
                 parameter["schema"]["maximum"] = self.max_page_size
         return parameters

@@ -62,6 +62,17 @@ ERR = {
 BAD = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input, field by field.")}
 THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many requests.")}
 ID_REGEX = IdConverter.regex
+#: One Server-Sent Event of a deployment's stream (OpenAPI 3.0: the schema is per event).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["deployment"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's seq."},
+        "data": {"type": "string", "description": "The event as JSON, shaped as in /events/."},
+        "retry": {"type": "integer"},
+    },
+    "required": ["event", "data"],
+}
 ASSUMPTIONS = [f.name for f in fields(Assumptions)]
 
 
@@ -557,7 +568,7 @@ class DeploymentViewSet(
             ),
         ],
         responses={
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            (200, "text/event-stream"): SSE_EVENT,
             204: OpenApiResponse(description="Finished; nothing follows the given event."),
             **BAD,
             **ERR,
@@ -735,7 +746,14 @@ class TokenViewSet(
     @extend_schema(
         summary="Make a token; its key is in this answer only",
         request=s.TokenCreateSerializer,
-        responses={201: s.TokenCreatedSerializer, **BAD, 401: ERR[401]},
+        responses={
+            201: s.TokenCreatedSerializer,
+            **BAD,
+            401: ERR[401],
+            409: OpenApiResponse(
+                s.ErrorSerializer, description="The caller already holds 20 active tokens."
+            ),
+        },
     )
     def create(self, request: Request) -> Response:
         body = s.TokenCreateSerializer(data=request.data)

@@ -13,6 +13,8 @@ A stream is cheap to hold and cannot be used to starve the database:
 - each user holds at most ``GANTRY_STREAMS_PER_USER`` streams (429 beyond). The slots are a
   Redis sorted set of leases that each open stream renews; a server that dies without
   releasing its slots loses them when the leases run out, not forever;
+- a stream lasts at most ``GANTRY_STREAM_MAX_SECONDS``, then the client reconnects from its
+  last event;
 - every ``GANTRY_STREAM_RECHECK_SECONDS`` the stream checks that its user is still active,
   still in the deployment's team, and that its token (or session) still stands; if not, it
   ends (the reconnect then gets the 401 or 404 anyone else would).
@@ -105,7 +107,7 @@ def last_event_id(request: HttpRequest) -> int:
     """Where a (re)connecting client left off: ``Last-Event-ID``, else ``?after=N``, else 0.
     Raises :class:`~gantry.parsing.IntegerInvalid` for anything but a number."""
     header = request.headers.get("Last-Event-ID")
-    if header:
+    if header is not None:  # browsers send it only with a number; empty is not one
         return parse_int(header.strip(), field="Last-Event-ID")
     return parse_int(request.GET.get("after"), field="after", default=0)
 
@@ -137,12 +139,6 @@ def stream_open(
     Called in the request's thread, which then gives its database connection back: from here
     on the stream touches the database only briefly."""
     try:
-        if after > deployment.last_event_seq:
-            raise StreamRefused(
-                400,
-                f"Event {after} is past this deployment's last event "
-                f"({deployment.last_event_seq}); resume from a number the stream gave you.",
-            )
         if deployment.status in Deployment.TERMINAL and after >= deployment.last_event_seq:
             raise StreamRefused(204, "The deployment has finished; nothing follows.")
         slot = stream_slot_acquire(user_id=access.user_id)
@@ -207,8 +203,12 @@ async def _events(
             finished = finished or _ends(event)
         now = time.monotonic()
         next_check, next_keepalive = now + _recheck_seconds(), now + KEEPALIVE_SECONDS
-        while not finished:
-            wait = max(0.0, min(next_check, next_keepalive) - time.monotonic())
+        # A stream is not forever: past its lifetime it ends and the client reconnects from
+        # its last event (EventSource does it by itself), which also spreads viewers over
+        # web processes that started since.
+        ends_at = now + float(settings.GANTRY_STREAM_MAX_SECONDS)
+        while not finished and time.monotonic() < ends_at:
+            wait = max(0.0, min(next_check, next_keepalive, ends_at) - time.monotonic())
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
             data = json.loads(message["data"]) if message is not None else None
             if data is not None and data["seq"] > last:

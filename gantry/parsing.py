@@ -3,8 +3,8 @@
 One place decides what an integer from a client looks like, so no view re-implements it
 (and gets it wrong: ``str.isdigit()`` accepts ``"²"`` and ``"①"``, which ``int()`` then
 refuses with a traceback, and ``int()`` itself reads ``"٣"``, ``" 3 "`` and ``"1_000"``).
-An integer here is 1 to 18 ASCII digits, nothing else: no sign, no spaces, no underscores,
-no other script's digits. Eighteen digits always fit the database's bigint.
+An integer here is 1 to 19 ASCII digits, nothing else: no sign, no spaces, no underscores,
+no other script's digits, and at most the database's bigint (:data:`MAX_ID`).
 
 :func:`parse_int` answers a field-level :class:`IntegerInvalid` for the caller to turn into
 its 400 (JSON for the API, the form again for a page); :func:`parse_id` answers ``None``
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 #: What a client's integer looks like (``re.ASCII``: ``\\d`` would take other scripts' digits).
-_DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 #: The largest id the database holds (a bigint).
 MAX_ID = 2**63 - 1
 

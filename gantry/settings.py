@@ -219,6 +219,8 @@ GANTRY_STREAMS_PER_USER = int(os.environ.get("GANTRY_STREAMS_PER_USER", "10"))
 #: How often an open stream re-checks that its user may still watch (and catches events
 #: whose push was lost), in seconds: a revoked token's stream ends within this time.
 GANTRY_STREAM_RECHECK_SECONDS = float(os.environ.get("GANTRY_STREAM_RECHECK_SECONDS", "5"))
+#: The longest a stream stays open, seconds; then the client reconnects from its last event.
+GANTRY_STREAM_MAX_SECONDS = float(os.environ.get("GANTRY_STREAM_MAX_SECONDS", "3600"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gantry API",

@@ -50,6 +50,8 @@ def fuzz_server_env(worker_env):
         GANTRY_API_DEPLOY_RATE="1000000/min",
         GANTRY_API_DESTROY_RATE="1000000/min",
         GANTRY_STREAM_RECHECK_SECONDS="1",
+        # An active deployment's stream would wait for events as long as the client reads.
+        GANTRY_STREAM_MAX_SECONDS="2",
     )
     return worker_env
 

@@ -68,6 +68,8 @@ SUPERSCRIPT_TWO, ARABIC_THREE, FULLWIDTH_ONE = "%C2%B2", "%D9%A3", "%EF%BC%91"
         ("get", "/api/deployments/{dep}/events/stream?after=%C2%B2", None, {}, 400, "after"),
         ("get", "/api/deployments/{dep}/events/stream", None, {"Last-Event-ID": "²"}, 400, None),
         ("get", "/api/deployments/{dep}/events/stream", None, {"Last-Event-ID": "-1"}, 400, None),
+        ("get", "/api/deployments/{dep}/events/stream", None, {"Last-Event-ID": ""}, 400, None),
+        ("get", "/api/designs/?page=10000000000000000000", None, {}, 400, "page"),
     ],
 )
 def test_an_integer_is_ascii_digits_or_a_json_4xx_naming_the_field(
@@ -176,8 +178,8 @@ def test_a_finished_deployments_stream_with_nothing_left_answers_204_at_once(wor
     assert _stream_status(f"{api_url}?after={last}", key=key) == 204
     assert _stream_status(api_url, key=key, headers={"Last-Event-ID": str(last)}) == 204
     assert _stream_status(f"{page_url}?after={last}", user=world["member"]) == 204
-    # Past the last event is not "nothing to send": it is a number the stream never gave.
-    assert _stream_status(f"{api_url}?after={last + 5}", key=key) == 400
+    # Past the last event: nothing follows either.
+    assert _stream_status(f"{api_url}?after={last + 5}", key=key) == 204
     # The whole stream, from the start, still ends after its terminal event.
     reader = StreamReader(f"{api_url}?after=0", key=key)
     reader.start()
