@@ -6,9 +6,9 @@ is audited (a query and an append-only row). If the audit happened before the an
 writes that entry after the response is sent (``gantry.request_context.after_response``).
 
 Starts a throwaway PostgreSQL cluster (bench/_pg.py: the audit trigger is PostgreSQL's) and
-uvicorn with production settings, then asks, interleaved, for another team's design and for
-a missing id, one request at a time over a kept-alive connection, and prints both latency
-distributions and their difference, and how many denials were audited.
+uvicorn with production settings, then asks, in a shuffled order, for another team's design
+and for a missing id, one request at a time over a kept-alive connection, and prints both
+latency distributions and their difference, and how many denials were audited.
 
     .venv/bin/python bench/denied_lookup_bench.py [--requests 400]
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -67,19 +68,29 @@ def main() -> int:
                 "denied": f"{base}/api/designs/{design.pk}/",
                 "missing": f"{base}/api/designs/{design.pk + 100_000}/",
             }
+            warmup = 20
             for url in urls.values():  # warm up both paths
-                for _ in range(20):
+                for _ in range(warmup):
                     session.get(url, timeout=10)
-            before = AuditEntry.objects.filter(action="auth.denied").count()
+            denied = AuditEntry.objects.filter(action="auth.denied")
+            deadline = time.monotonic() + 10
+            while denied.count() < warmup and time.monotonic() < deadline:
+                time.sleep(0.05)  # the warm-up's entries land after their answers
+            before = denied.count()
             times: dict[str, list[float]] = {name: [] for name in urls}
-            for i in range(args.requests * 2):
-                name = ("denied", "missing")[i % 2]
+            # Shuffled (fixed seed): whatever one request leaves behind (its entry is written
+            # after its answer) falls on denied and missing followers alike.
+            order = ["denied", "missing"] * args.requests
+            random.Random(11).shuffle(order)
+            for name in order:
                 start = time.perf_counter()
                 response = session.get(urls[name], timeout=10)
                 times[name].append((time.perf_counter() - start) * 1000)
                 assert response.status_code == 404, response.status_code
-            time.sleep(0.5)  # the last entries are written after their answers
-            audited = AuditEntry.objects.filter(action="auth.denied").count() - before
+            deadline = time.monotonic() + 10
+            while denied.count() - before < args.requests and time.monotonic() < deadline:
+                time.sleep(0.05)  # the last entries are written after their answers
+            audited = denied.count() - before
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -3,7 +3,7 @@ cluster with max_connections=50.
 
 Starts a throwaway PostgreSQL cluster (max_connections=50, bench/_pg.py) and uvicorn
 (production settings, one process, connections closed after each request as compose runs
-the web), opens 200 Server-Sent Events streams on one deployment as 20 users (10 each, the
+the web, from a pool of 20), opens 200 Server-Sent Events streams on one deployment as 20 users (10 each, the
 default per-user cap), appends numbered events the way the reconciler does, the last one
 terminal, and meanwhile keeps making ordinary API requests. Checks that every stream receives
 every event once and in order and ends, and that no other request fails; prints the most
@@ -69,6 +69,8 @@ def main() -> int:
             GANTRY_QUEUE=f"stream-bench-{uuid.uuid4().hex[:8]}",  # nothing consumes it
             GANTRY_SANDBOX_ENDPOINT="http://127.0.0.1:9",
             GANTRY_API_RATE="1000000/min",
+            # As compose runs the web: a bounded pool per process.
+            GANTRY_DB_POOL_SIZE="20",
         )
         os.environ.update(env)
         prepare(env)
@@ -105,16 +107,6 @@ def main() -> int:
         try:
             url = f"{base}/api/deployments/{deployment.pk}/events/stream?after={first}"
             idle = connections_in_use(cluster)
-            viewers = [Viewer(url, keys[i // args.per_user]) for i in range(args.streams)]
-            for viewer in viewers:
-                viewer.start()
-            deadline = time.monotonic() + 60
-            while any(v.status is None and not v.error for v in viewers):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            opened = sum(v.status == 200 for v in viewers)
-
             most, stop = [0], threading.Event()
 
             def watch() -> None:
@@ -141,6 +133,16 @@ def main() -> int:
             threads = [threading.Thread(target=watch), threading.Thread(target=others)]
             for thread in threads:
                 thread.start()
+            # All at once, while the other requests go on.
+            viewers = [Viewer(url, keys[i // args.per_user]) for i in range(args.streams)]
+            for viewer in viewers:
+                viewer.start()
+            deadline = time.monotonic() + 60
+            while any(v.status is None and not v.error for v in viewers):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            opened = sum(v.status == 200 for v in viewers)
             for i in range(args.events):
                 terminal = i == args.events - 1
                 with transaction.atomic():
@@ -154,7 +156,7 @@ def main() -> int:
                         state="succeeded" if terminal else "creating",
                     )
                     dep.save(update_fields=["last_event_seq", "status"])
-                time.sleep(0.1)
+                time.sleep(0.25)
             last = first + args.events
             deadline = min(time.monotonic() + 60, started + DEADLINE_SECONDS)
             for viewer in viewers:

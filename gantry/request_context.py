@@ -14,11 +14,15 @@ import contextlib
 import contextvars
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 
+from gantry.db import db_release
 from gantry.middleware import SyncAndAsyncMiddleware
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -86,7 +90,8 @@ def bind(
 
 
 def after_response(fn: Callable[[], None]) -> None:
-    """Run ``fn`` after the client has its whole answer (when the response is closed), with
+    """Run ``fn`` after the client has its whole answer (when the response is closed; under
+    ASGI in a worker thread, so the connection's next request is not held up either), with
     the request's context (id, address, channel) as it is now; outside a request, at once.
 
     For work whose cost must not show in the answer's timing: the audit entry of a refused
@@ -109,13 +114,39 @@ def _run_after_response(pending: list[Callable[[], None]]) -> None:
     pending.clear()
 
 
-def _schedule_after_response(response, pending: list[Callable[[], None]]) -> None:
+#: Under ASGI the work runs here, off the request: uvicorn serves the next request on a
+#: kept-alive connection only once this one's handler has returned, so work done inline at
+#: close would delay that next answer instead (the timing would move, not go away).
+_AFTER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gantry-after-response")
+#: More than this waiting, and a request does its own work at close (back-pressure).
+_AFTER_BACKLOG = threading.BoundedSemaphore(500)
+
+
+def _submit_after_response(pending: list[Callable[[], None]]) -> None:
+    if not _AFTER_BACKLOG.acquire(blocking=False):
+        _run_after_response(pending)
+        return
+
+    def job() -> None:
+        try:
+            _run_after_response(pending)
+        finally:
+            db_release()
+            _AFTER_BACKLOG.release()
+
+    _AFTER.submit(job)
+
+
+def _schedule_after_response(request, response, pending: list[Callable[[], None]]) -> None:
     if not pending:
         return
     # Django closes the response once its last byte is sent (ASGI), or the WSGI server (and
     # the test client) does: its closers run then, before request_finished closes the
     # database connection.
-    response._resource_closers.append(lambda: _run_after_response(pending))
+    if isinstance(request, ASGIRequest):
+        response._resource_closers.append(lambda: _submit_after_response(pending))
+    else:
+        response._resource_closers.append(lambda: _run_after_response(pending))
 
 
 def client_ip(request) -> str:
@@ -164,7 +195,7 @@ class RequestContextMiddleware(SyncAndAsyncMiddleware):
         finally:
             _leave(tokens)
         response["X-Request-ID"] = request.request_id
-        _schedule_after_response(response, pending)
+        _schedule_after_response(request, response, pending)
         return response
 
     async def async_call(self, request):
@@ -175,5 +206,5 @@ class RequestContextMiddleware(SyncAndAsyncMiddleware):
         finally:
             _leave(tokens)
         response["X-Request-ID"] = request.request_id
-        _schedule_after_response(response, pending)
+        _schedule_after_response(request, response, pending)
         return response

@@ -101,6 +101,20 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+#: A web process's connections come from a pool of at most this many (0: no pool, a connection
+#: per request in flight). Under ASGI every request and every live stream's brief read runs in
+#: a thread of its own, so a burst of requests would otherwise open as many connections as it
+#: has requests; with a pool they wait (up to 30 s) for one of GANTRY_DB_POOL_SIZE instead of
+#: failing on max_connections. PostgreSQL only, and only without persistent connections
+#: (DATABASE_CONN_MAX_AGE=0, as the web runs): the workers keep theirs.
+GANTRY_DB_POOL_SIZE = int(os.environ.get("GANTRY_DB_POOL_SIZE", "0"))
+if GANTRY_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("GANTRY_DB_POOL_SIZE needs DATABASE_CONN_MAX_AGE=0")
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 1, "max_size": GANTRY_DB_POOL_SIZE, "timeout": 30},
+    }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that worker processes started by the tests share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}

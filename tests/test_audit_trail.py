@@ -4,6 +4,7 @@ state-changing action through the pages, and for failed logins and refused looku
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -259,8 +260,8 @@ def test_another_teams_object_is_the_same_404_as_none_and_the_attempt_is_recorde
     assert not deployment.cancel_requested and deployment.status == "queued"
 
 
-# Committed rows: Django's AsyncClient closes the response (which writes the entry, after the
-# answer) in another thread, on a connection of its own.
+# Committed rows: under ASGI the entry is written after the answer in another thread, on a
+# connection of its own.
 @pytest.mark.django_db(transaction=True)
 def test_the_event_stream_of_another_teams_deployment_is_denied_and_recorded(owned, team, outsider):
     _, deployment = owned
@@ -273,6 +274,11 @@ def test_the_event_stream_of_another_teams_deployment_is_denied_and_recorded(own
 
     response = async_to_sync(get)()
     assert response.status_code == 404
+    # Written after the answer, in a worker thread (ASGI): it lands shortly after.
+    deadline = time.monotonic() + 10
+    while not AuditEntry.objects.filter(action=A.ACCESS_DENIED).exists():
+        assert time.monotonic() < deadline, "the refusal was never recorded"
+        time.sleep(0.02)
     entry = only(A.ACCESS_DENIED)
     assert entry.team == team and entry.actor == outsider
     assert entry.data == {"path": url} and entry.object_id == str(deployment.pk)
