@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -248,17 +249,21 @@ def audit_failure(
         "channel": current_channel(),
     }
     pointer = redis_key("audit", "window", action, source, team.pk if team else "", object_id)
-    opened = redis_client().eval(
-        _WINDOW,
-        2,
-        pointer,
-        _open_windows_key(),
-        time.time(),
-        window,
-        int(throttled),
-        json.dumps(info),
-        actor_name[:150],
-    )
+    try:
+        opened = redis_client().eval(
+            _WINDOW,
+            2,
+            pointer,
+            _open_windows_key(),
+            time.time(),
+            window,
+            int(throttled),
+            json.dumps(info),
+            actor_name[:150],
+        )
+    except redis.RedisError:  # no window to count in: every failure is an entry of its own
+        log.warning("audit failure windows unavailable: Redis unreachable", exc_info=True)
+        opened = True
     if not opened:
         return None
     return audit_record(

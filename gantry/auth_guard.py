@@ -23,10 +23,15 @@ not failures. The address comes from ``gantry.request_context`` like the audit t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import redis
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
@@ -42,6 +47,27 @@ return n
 """
 #: A token that authenticated is remembered this long (seconds) as one to let through.
 GOOD_TOKEN_SECONDS = 300
+
+log = logging.getLogger("gantry.auth_guard")
+R = TypeVar("R")
+
+
+def _without_redis(fallback: R) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Redis down is not every login refused, nor a 500: the guard is skipped (and says so
+    in the log) until Redis is back."""
+
+    def wrap(fn: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(fn)
+        def run(*args, **kwargs) -> R:
+            try:
+                return fn(*args, **kwargs)
+            except redis.RedisError:
+                log.warning("failed-authentication guard skipped: Redis unreachable", exc_info=True)
+                return fallback
+
+        return run
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,7 @@ def _over(key: str, limit: int) -> int | None:
     return None
 
 
+@_without_redis(None)
 def auth_refusal(*, username: str | None = None, token_digest: str | None = None) -> Refusal | None:
     """Before checking credentials: the :class:`Refusal` (a 429) when this attempt must not be
     tried, or None."""
@@ -110,6 +137,7 @@ def auth_refusal(*, username: str | None = None, token_digest: str | None = None
     return None
 
 
+@_without_redis(None)
 def auth_failed(*, username: str | None = None) -> None:
     """Count one failed authentication from the client's address (and for ``username``)."""
     client = redis_client()
@@ -118,12 +146,14 @@ def auth_failed(*, username: str | None = None) -> None:
         client.eval(_COUNT, 1, _username_key(username), settings.GANTRY_LOGIN_LOCKOUT_SECONDS)
 
 
+@_without_redis(None)
 def auth_token_good(*, token_digest: str) -> None:
     """Remember that this token authenticated, so its holder is not throttled for others'
     failures from the same address."""
     redis_client().set(_good_token_key(token_digest), 1, ex=GOOD_TOKEN_SECONDS)
 
 
+@_without_redis(None)
 def auth_token_forget(*, token_digest: str) -> None:
     """A revoked token is no longer one to let through."""
     redis_client().delete(_good_token_key(token_digest))

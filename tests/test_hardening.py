@@ -406,3 +406,14 @@ def test_what_the_schema_allows_is_accepted_and_what_it_refuses_is_refused(world
         token_for(world["member"], name=f"t{i}")
     full = api.post("/api/tokens/", {"name": "one too many"})
     assert full.status_code == 409 and "active tokens" in full.json()["message"]
+
+
+@pytest.mark.django_db
+def test_without_redis_failed_authentication_is_still_a_401_and_audited(world, settings):
+    """The guard's counters live in Redis; with Redis unreachable the guard steps aside (it
+    logs why) instead of turning every bad token into a 500, and each failure is an entry."""
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
+    statuses = [Api(f"gty_nothing-{i}").get("/api/designs/").status_code for i in range(3)]
+    assert statuses == [401, 401, 401]
+    assert AuditEntry.objects.filter(action=A.AUTH_FAILED).count() == 3
+    assert Api(token_for(world["member"])).get("/api/designs/").status_code == 200
