@@ -15,7 +15,6 @@ PostgreSQL connections in use at any time. Loopback only, bounded in time.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import requests
 from _pg import connections_in_use, create_database, throwaway_cluster
-from _web import prepare, production_env, start_server
+from _web import prepare, production_env, setup_queued_deployment, start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 MAX_CONNECTIONS = 50
@@ -72,29 +71,18 @@ def main() -> int:
             # As compose runs the web: a bounded pool per process.
             GANTRY_DB_POOL_SIZE="20",
         )
-        os.environ.update(env)
         prepare(env)
-
-        import django
-
-        django.setup()
+        owner, team, deployment = setup_queued_deployment(env)
+        from django.contrib.auth import get_user_model
         from django.db import transaction
 
         from api.services import token_create
-        from deployer import events, services
+        from deployer import events
         from deployer.models import Deployment
-        from designer.services import design_create
-        from designer.spec import DEFAULT_SPEC
-        from teams.services import demo_setup, membership_ensure
+        from teams.services import membership_ensure
 
-        owner, team = demo_setup(username="bench", password="bench-pass-1", team_name="bench")
-        design = design_create(team=team, user=owner, spec_data=DEFAULT_SPEC)
-        deployment = services.deployment_start(
-            design=design, target=services.target_sandbox_ensure(team=team), user=owner
-        )
         first = deployment.last_event_seq
         users = -(-args.streams // args.per_user)
-        from django.contrib.auth import get_user_model
 
         keys = []
         for i in range(users):

@@ -36,7 +36,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from deployer import events
 from deployer.models import Deployment, DeploymentEvent
 from deployer.selectors import deployment_list
-from gantry.db import db_briefly, db_release
+from gantry.db_connections import db_briefly, db_release
 from gantry.parsing import parse_int
 from gantry.shared_redis import redis_async_client, redis_client, redis_key
 

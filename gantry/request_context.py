@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 
-from gantry.db import db_release
+from gantry.db_connections import db_release
 from gantry.middleware import SyncAndAsyncMiddleware
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")

@@ -430,16 +430,11 @@ def static_root(tmp_path_factory) -> str:
     return str(root)
 
 
-@pytest.fixture
-def web_server(worker_env, static_root) -> Iterator[str]:
-    """Gantry served as in production: uvicorn running gantry.asgi:application in its own
-    process on a free port, with DEBUG off, against the test database, the test's Redis,
-    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback."""
+def served_env(worker_env: dict, static_root: str) -> dict[str, str]:
+    """The environment of a web server in a test: production settings (DEBUG off) against the
+    test database, the test's Redis, Celery queue and sandbox; only TLS relaxed for loopback."""
     import uuid
 
-    import requests
-
-    port = _free_port()
     env = {
         **worker_env["env"],
         "DEBUG": "0",
@@ -453,6 +448,18 @@ def web_server(worker_env, static_root) -> Iterator[str]:
     }
     # Set in this process for Playwright's sake; the server must keep Django's async checks.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@pytest.fixture
+def web_server(worker_env, static_root) -> Iterator[str]:
+    """Gantry served as in production: uvicorn running gantry.asgi:application in its own
+    process on a free port, with DEBUG off, against the test database, the test's Redis,
+    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback."""
+    import requests
+
+    port = _free_port()
+    env = served_env(worker_env, static_root)
     log_path = f"/tmp/gantry-test-web-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from api.services import token_create
 from audit.models import AuditEntry
 from deployer import services
 from designer.services import design_create
-from tests.conftest import ROOT, _free_port
+from tests.conftest import ROOT, _free_port, served_env
 from tests.test_api import spec
 from tests.test_deployment_pages import add_events
 
@@ -211,18 +210,7 @@ def _run_sh_uvicorn(host: str, port: int) -> list[str]:
 @pytest.fixture
 def run_sh_server(worker_env, static_root):
     port = _free_port()
-    env = {
-        **worker_env["env"],
-        "DEBUG": "0",
-        "SECRET_KEY": uuid.uuid4().hex * 2,
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_COOKIES": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "STATIC_ROOT": static_root,
-        "CACHE_KEY_PREFIX": f"gantry-test-run-{uuid.uuid4().hex[:8]}",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env = served_env(worker_env, static_root)
     log = Path(f"/tmp/gantry-test-run-sh-{port}.log")
     argv = _run_sh_uvicorn("127.0.0.1", port)
     proc = subprocess.Popen(
