@@ -7,7 +7,7 @@ after the event that puts the deployment in a terminal state.
 A stream is cheap to hold and cannot be used to starve the database:
 
 - it waits on Redis, never on the database: each read (the backlog, a gap, the periodic
-  re-check) opens a connection, runs, and closes it (:func:`gantry.db.db_briefly`);
+  re-check) opens a connection, runs, and closes it (:func:`gantry.db_connections.db_briefly`);
 - a finished deployment with nothing after the client's event answers 204 at once (which
   also tells a browser's ``EventSource`` not to reconnect);
 - each user holds at most ``GANTRY_STREAMS_PER_USER`` streams (429 beyond). The slots are a
