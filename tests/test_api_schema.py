@@ -79,3 +79,4 @@ def test_schemathesis_finds_no_5xx_and_no_failing_check(fuzz_server_env, web_ser
     )
     report = done.stdout[-20000:] + done.stderr[-4000:]
     assert done.returncode == 0, report
+    print(done.stdout[done.stdout.rfind("SUMMARY") :])  # phases, cases, seed (pytest -s)
