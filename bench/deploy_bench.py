@@ -11,9 +11,11 @@ concurrency 2, then:
      one finishes with the time of one.
 
 Prints the figures and whether they meet the budgets (makespan <= 1.25 x critical path;
-eight <= 1.5 x one). Uses PostgreSQL when reachable (database gantry_bench), else SQLite.
+eight <= 1.5 x one). ``--database postgres`` (the default when PostgreSQL is reachable: a
+database gantry_bench) or ``--database sqlite`` (the embedded default, a file of its own).
 
     .venv/bin/python bench/deploy_bench.py [--time-scale 0.1] [--api-kind ec2|alb]
+        [--database postgres|sqlite]
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def main() -> int:
     parser.add_argument("--time-scale", type=float, default=0.1)
     parser.add_argument("--api-kind", choices=["ec2", "alb"], default="ec2")
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default=None)
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="gantry-deploy-bench-")
@@ -118,9 +121,12 @@ def main() -> int:
             ],
             capture_output=True,
         )
-        if shutil.which("psql")
+        if shutil.which("psql") and args.database != "sqlite"
         else None
     )
+    if args.database == "postgres" and (pg is None or pg.returncode != 0):
+        print("PostgreSQL is not reachable for --database postgres", file=sys.stderr)
+        return 2
     if pg is not None and pg.returncode == 0:
         subprocess.run(
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "CREATE DATABASE gantry_bench"],
@@ -239,8 +245,10 @@ def main() -> int:
         one_design = design_create(team=team, user=user, spec_data=spec(0))
         one, (dep,) = run([one_design])
         engine_makespan = (dep.finished_at - dep.started_at).total_seconds()
+        database = "sqlite" if env["DATABASE_URL"].startswith("sqlite") else "postgres"
         print(
-            f"graph: {len(graph)} resources ({args.api_kind}, nat single), time scale {args.time_scale}"
+            f"graph: {len(graph)} resources ({args.api_kind}, nat single), time scale "
+            f"{args.time_scale}, database {database}"
         )
         print(f"critical path: {cp:.2f} s  ({' -> '.join(path)})")
         print(

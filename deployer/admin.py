@@ -5,11 +5,16 @@ and the CLI), which check who may act and write the audit trail; the admin is fo
 exporting.
 """
 
+import logging
+
 from django.contrib import admin
 from django.db import models
+from django.utils.html import format_html, format_html_join
 
-from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
+from deployer.models import Deployment, DeploymentEvent, Installation, ResourceRecord, Target
 from gantry.admin_csv import CsvExportMixin
+
+logger = logging.getLogger(__name__)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -91,7 +96,12 @@ class DeploymentAdmin(CsvExportMixin, ReadOnlyAdmin):
         "created_at",
     ]
     list_select_related = ["team", "design", "design__team", "target", "requested_by"]
-    search_fields = ["design__name", "resources__physical_id", "requested_by__username"]
+    search_fields = [
+        "design__name",
+        "resources__physical_id",
+        "requested_by__username",
+        "=identity",
+    ]
     date_hierarchy = "created_at"
     inlines = [ResourceInline, EventInline]
     csv_columns = [
@@ -111,3 +121,49 @@ class DeploymentAdmin(CsvExportMixin, ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+
+@admin.register(Installation)
+class InstallationAdmin(ReadOnlyAdmin):
+    """This installation's id (the ``gantry:installation`` tag on everything it creates) and
+    what it left in its targets' accounts that no live deployment owns (``manage.py
+    orphans``: the same list, and ``--delete`` to remove it)."""
+
+    list_display = ["installation_id", "created_at"]
+    fields = ["installation_id", "created_at", "orphaned_resources"]
+    readonly_fields = fields
+
+    @admin.display(description="Orphaned resources")
+    def orphaned_resources(self, obj: Installation) -> str:
+        from deployer.orphans import orphans_find
+
+        try:
+            orphans = orphans_find(targets=Target.objects.select_related("team"))
+        except Exception as exc:  # noqa: BLE001 - an account that cannot be read is said so
+            logger.warning("could not list orphaned resources", exc_info=True)
+            return f"Could not look in every target's account: {type(exc).__name__}: {exc}"
+        if not orphans:
+            return "None: every resource carrying this installation's tag has a live owner."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
+            (
+                (
+                    o.resource.type,
+                    o.resource.physical_id,
+                    o.resource.name,
+                    o.resource.region,
+                    ", ".join(o.account.targets),
+                    o.reason,
+                )
+                for o in orphans
+            ),
+        )
+        return format_html(
+            "<p>{} resource(s). Remove them with <code>manage.py orphans --delete</code>.</p>"
+            "<table><thead><tr><th>Type</th><th>Id</th><th>Name</th><th>Region</th>"
+            "<th>Targets</th><th>Why it is an orphan</th></tr></thead><tbody>{}</tbody></table>",
+            len(orphans),
+            rows,
+        )

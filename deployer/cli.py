@@ -8,15 +8,19 @@ import time
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import connection
 
 from deployer import events
 from deployer.models import Deployment
+from gantry.db import is_transient_db_error
 
 
 def summary(deployment: Deployment) -> dict[str, Any]:
     deployment.refresh_from_db()
     return {
         "id": deployment.pk,
+        # The value of the gantry:deployment tag on every resource it made.
+        "identity": deployment.identity,
         "status": deployment.status,
         "reason": deployment.reason,
         "started_at": deployment.started_at.isoformat() if deployment.started_at else None,
@@ -41,11 +45,20 @@ def wait(deployment: Deployment, *, timeout: float, on_event=None) -> Deployment
     pubsub = events.subscribe(deployment.pk)
     try:
         while True:
-            deployment.refresh_from_db()
-            if on_event is not None:
-                for event in deployment.events.filter(seq__gt=seen).order_by("seq"):
-                    seen = event.seq
-                    on_event(event)
+            try:
+                deployment.refresh_from_db()
+                if on_event is not None:
+                    for event in deployment.events.filter(seq__gt=seen).order_by("seq"):
+                        seen = event.seq
+                        on_event(event)
+            except Exception as exc:
+                # The database restarting or failing over under a waiting CLI is not the
+                # deployment's end: look again on a fresh connection (the worker goes on).
+                if not is_transient_db_error(exc) or time.monotonic() > deadline:
+                    raise
+                connection.close()
+                pubsub.get_message(timeout=1.0)
+                continue
             if deployment.status not in Deployment.ACTIVE:
                 return deployment
             if time.monotonic() > deadline:

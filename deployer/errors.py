@@ -15,7 +15,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from deployer.resources.base import RetryLater
+from deployer.resources.base import CannotUpdate, RetryLater
 
 THROTTLING_CODES = frozenset(
     {
@@ -138,6 +138,8 @@ def classify(exc: BaseException) -> Retry | Fatal:
     """Decide what an exception from a handler means."""
     if isinstance(exc, RetryLater):
         return Retry(exc.reason, exc.delay, patient=True)
+    if isinstance(exc, CannotUpdate):
+        return Fatal(f"AWS cannot make this change in place: {exc}")
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError):
         return Retry(f"AWS could not be reached ({exc}); retrying")
     if isinstance(exc, ResponseParserError):

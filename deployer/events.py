@@ -55,6 +55,8 @@ def append(
     Deployment.objects.filter(pk=deployment.pk).update(last_event_seq=deployment.last_event_seq)
     event = DeploymentEvent.objects.create(
         deployment=deployment,
+        # Every event belongs to the run in progress (the create, an update, the destroy).
+        run_id=deployment.current_run_id,
         seq=deployment.last_event_seq,
         kind=kind,
         message=message,

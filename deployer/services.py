@@ -5,22 +5,27 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import A, audit_record
-from deployer import events
-from deployer.models import Deployment, ResourceRecord, Target
+from deployer import constants, events, runs
+from deployer.changes import ChangeSet, change_set, live_of
+from deployer.constants import RunStatus
+from deployer.models import Deployment, Installation, ResourceRecord, Run, Target
 from designer.models import Design
 from designer.plan import plan
 from designer.regions import REGION_AZ_LETTERS
 from designer.services import SpecInvalid
-from designer.spec import validate_spec
+from designer.spec import Spec, validate_spec
 from teams.models import Team
 from teams.selectors import team_is_admin
 
@@ -76,37 +81,158 @@ def deployment_kick(deployment: Deployment) -> None:
     schedule(deployment.pk, deployment.run_token, 0)
 
 
-def deployment_start(
+class ChangeSetRefused(Exception):
+    """AWS would refuse the change, or it would lose data (the API credential); ``reasons``
+    say why, ``change_set`` is what was computed."""
+
+    def __init__(self, change_set: ChangeSet):
+        self.change_set = change_set
+        self.reasons = list(change_set.refused)
+        super().__init__("the change set is refused: " + " ".join(self.reasons))
+
+
+class InterruptionNotConfirmed(Exception):
+    """The change set interrupts traffic or replaces what holds data; applying it needs an
+    explicit confirmation (the page's, the API's ``allow_interruption``, the CLI's
+    ``--allow-interruption``)."""
+
+    def __init__(self, change_set: ChangeSet):
+        self.change_set = change_set
+        self.changes = change_set.interruptions
+        names = "; ".join(f"{c.logical_id} ({c.action}): {c.interrupts}" for c in self.changes)
+        super().__init__(
+            f"applying this version interrupts traffic: {names}. Confirm it to go ahead."
+        )
+
+
+class ChangeSetStale(Exception):
+    """The deployment has moved on since the change set was made (a run, a drift check)."""
+
+
+@dataclass
+class Started:
+    """What a deploy request did: the deployment (new, or the live one changed in place), the
+    run it started (None when there was nothing to change), and the change set applied."""
+
+    deployment: Deployment
+    run: Run | None
+    change_set: ChangeSet
+    created: bool
+
+
+def deployment_live(*, design: Design, target: Target) -> Deployment | None:
+    """The design's live deployment on the target (a live stack: one per design and target
+    until it is destroyed), the newest if an older Gantry left several."""
+    return (
+        Deployment.objects.filter(design=design, target=target)
+        .exclude(status__in=constants.GONE)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _spec_of(design: Design, version: int | None) -> tuple[Spec, int]:
+    if version is None or version == design.version:
+        spec_data, number = design.spec, design.version
+    else:
+        stored = design.versions.filter(version=version).first()
+        if stored is None:
+            raise InvalidTransition(f"design {design.name} has no version {version}")
+        spec_data, number = stored.spec, version
+    result = validate_spec(spec_data)
+    if result.spec is None:
+        raise SpecInvalid(result.errors)
+    return result.spec, number
+
+
+def change_set_preview(
+    *, design: Design, target: Target, version: int | None = None
+) -> tuple[Deployment | None, ChangeSet, int]:
+    """What deploying the design version to the target would do, changing nothing: the live
+    deployment it would change (None for a new one), the change set, the version."""
+    spec, number = _spec_of(design, version)
+    live = deployment_live(design=design, target=target)
+    after = plan(spec)
+    if live is None:
+        return None, change_set({}, after, region=spec.region), number
+    records = list(live.resources.all())
+    return live, change_set(live_of(records), after, region=spec.region), number
+
+
+def deployment_start(**kwargs) -> Deployment:
+    """:func:`deployment_apply`, answering with the deployment only."""
+    return deployment_apply(**kwargs).deployment
+
+
+def deployment_apply(
     *,
     design: Design,
     target: Target,
     user: AbstractBaseUser,
     keep_on_failure: bool = False,
     idempotency_key: str = "",
-) -> Deployment:
-    """Snapshot the design's spec, create a record per graph node and start the reconciler.
+    allow_interruption: bool = False,
+    version: int | None = None,
+    based_on_seq: int | None = None,
+) -> Started:
+    """Deploy a design version to a target: a new live deployment, or, when the design has one
+    on that target, its change set applied in place (same deployment, its history kept).
 
-    Raises DeploymentConflict when the design already has an active deployment (the database
-    enforces it, so two simultaneous requests give one deployment).
+    Raises DeploymentConflict when the deployment is busy (the database allows one active per
+    design, so two simultaneous requests give one run), ChangeSetRefused, InterruptionNot-
+    Confirmed, and ChangeSetStale when ``based_on_seq`` (a reviewed change set's) is no longer
+    the deployment's last event.
     """
     if target.team_id != design.team_id:
         raise InvalidTransition("the target belongs to another team")
-    result = validate_spec(design.spec)
-    if result.spec is None:
-        raise SpecInvalid(result.errors)
-    graph = plan(result.spec)
+    spec, number = _spec_of(design, version)
+    if idempotency_key:
+        earlier = _by_idempotency_key(user, idempotency_key)
+        if earlier is not None:
+            return earlier
+    live = deployment_live(design=design, target=target)
+    if live is not None:
+        return _deployment_update(
+            deployment=live,
+            design=design,
+            spec=spec,
+            version=number,
+            user=user,
+            keep_on_failure=keep_on_failure,
+            idempotency_key=idempotency_key,
+            allow_interruption=allow_interruption,
+            based_on_seq=based_on_seq,
+        )
+    installation = Installation.current().installation_id
+    graph = plan(spec)
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(
                 team=design.team,
                 design=design,
-                design_version=design.version,
-                spec=result.spec.to_json(),
+                design_version=number,
+                spec=spec.to_json(),
+                graph=graph.to_document(),
+                installation=installation,
                 target=target,
                 requested_by=user,
                 keep_on_failure=keep_on_failure,
                 idempotency_key=idempotency_key,
             )
+            run = Run.objects.create(
+                deployment=deployment,
+                number=1,
+                operation=Run.Operation.CREATE,
+                requested_by=user,
+                version_after=number,
+                spec_after=spec.to_json(),
+                graph_after=deployment.graph,
+                change_set=change_set({}, graph, region=spec.region).to_json(),
+                keep_on_failure=keep_on_failure,
+                idempotency_key=idempotency_key,
+            )
+            deployment.current_run = run
+            deployment.save(update_fields=["current_run"])
             audit_record(
                 action=A.DEPLOYMENT_REQUESTED,
                 actor=user,
@@ -115,46 +241,163 @@ def deployment_start(
                 data={
                     "design_id": design.pk,
                     "design": design.name,
-                    "design_version": design.version,
+                    "design_version": number,
                     "target_id": target.pk,
                     "target": target.name,
                     "keep_on_failure": keep_on_failure,
                 },
             )
+            ResourceRecord.objects.bulk_create(runs.records_for_create(deployment, graph))
+            events.append(
+                deployment,
+                kind="status",
+                message=f"{user} requested a deployment of {design.name} v{number} "
+                f"to {target.name} ({len(graph)} resources)",
+                state=S.QUEUED,
+            )
+            deployment_kick(deployment)
     except IntegrityError:
         if idempotency_key:
-            earlier = Deployment.objects.filter(
-                requested_by=user, idempotency_key=idempotency_key
-            ).first()
+            earlier = _by_idempotency_key(user, idempotency_key)
             if earlier is not None:
                 return earlier
         active = Deployment.objects.filter(design=design, status__in=Deployment.ACTIVE).first()
         if active is None:
             raise
         raise DeploymentConflict(active) from None
-    ResourceRecord.objects.bulk_create(
-        ResourceRecord(
-            deployment=deployment, logical_id=node.logical_id, type=node.type, position=i
+    return Started(deployment, run, ChangeSet.from_json(run.change_set), created=True)
+
+
+def _by_idempotency_key(user: AbstractBaseUser, key: str) -> Started | None:
+    run = Run.objects.select_related("deployment").filter(requested_by=user, idempotency_key=key)
+    found = run.first()
+    if found is not None:
+        return Started(
+            found.deployment,
+            found,
+            ChangeSet.from_json(found.change_set),
+            created=found.operation == Run.Operation.CREATE,
         )
-        for i, node in enumerate(graph.topological_order())
-    )
-    events.append(
-        deployment,
-        kind="status",
-        message=f"{user} requested a deployment of {design.name} v{design.version} "
-        f"to {target.name} ({len(graph)} resources)",
-        state=S.QUEUED,
-    )
-    deployment_kick(deployment)
-    return deployment
+    deployment = Deployment.objects.filter(requested_by=user, idempotency_key=key).first()
+    if deployment is not None:
+        return Started(deployment, deployment.current_run, ChangeSet(), created=True)
+    return None
+
+
+def _deployment_update(
+    *,
+    deployment: Deployment,
+    design: Design,
+    spec: Spec,
+    version: int,
+    user: AbstractBaseUser,
+    keep_on_failure: bool,
+    idempotency_key: str,
+    allow_interruption: bool,
+    based_on_seq: int | None,
+) -> Started:
+    after = plan(spec)
+    try:
+        with transaction.atomic():
+            deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+            if deployment.status in Deployment.ACTIVE:
+                raise DeploymentConflict(deployment)
+            if deployment.status not in constants.UPDATABLE:
+                raise InvalidTransition(
+                    f"a {deployment.get_status_display().lower()} deployment cannot be changed; "
+                    "destroy it first"
+                )
+            if based_on_seq is not None and based_on_seq != deployment.last_event_seq:
+                raise ChangeSetStale(
+                    f"deployment #{deployment.pk} has changed since the change set was made "
+                    "(a run or a drift check); make a new change set"
+                )
+            records = list(deployment.resources.select_for_update())
+            changes = change_set(live_of(records), after, region=spec.region)
+            if changes.refused:
+                raise ChangeSetRefused(changes)
+            if changes.empty:
+                return Started(deployment, None, changes, created=False)
+            if changes.interruptions and not allow_interruption:
+                raise InterruptionNotConfirmed(changes)
+            number = (deployment.runs.aggregate(n=Max("number"))["n"] or 0) + 1
+            run = Run.objects.create(
+                deployment=deployment,
+                number=number,
+                operation=Run.Operation.UPDATE,
+                status=RunStatus.IN_PROGRESS,
+                requested_by=user,
+                version_before=deployment.design_version,
+                version_after=version,
+                spec_before=deployment.spec,
+                spec_after=spec.to_json(),
+                graph_before=deployment.graph,
+                graph_after=after.to_document(),
+                change_set=changes.to_json(),
+                keep_on_failure=keep_on_failure,
+                allow_interruption=allow_interruption,
+                idempotency_key=idempotency_key,
+                started_at=timezone.now(),
+            )
+            changed, new = runs.mark_update(deployment, records, changes, after)
+            for record in changed:
+                record.save(update_fields=[*runs.MARK_FIELDS, "position"])
+            ResourceRecord.objects.bulk_create(new)
+            deployment.status = S.UPDATING
+            deployment.reason = ""
+            deployment.finished_at = None
+            deployment.keep_on_failure = keep_on_failure
+            deployment.cancel_requested = False
+            deployment.current_run = run
+            deployment.save(
+                update_fields=[
+                    "status",
+                    "reason",
+                    "finished_at",
+                    "keep_on_failure",
+                    "cancel_requested",
+                    "current_run",
+                ]
+            )
+            counts = Counter(c.action for c in changes.changes)
+            summary = ", ".join(f"{n} to {action}" for action, n in sorted(counts.items()))
+            events.append(
+                deployment,
+                kind="status",
+                message=f"{user} requested an update of {design.name} from "
+                f"v{run.version_before} to v{version} ({summary})",
+                state=S.UPDATING,
+                data={"run": run.number},
+            )
+            audit_record(
+                action=A.DEPLOYMENT_UPDATE_REQUESTED,
+                actor=user,
+                team=deployment.team,
+                obj=deployment,
+                data={
+                    "run": run.number,
+                    "version_before": run.version_before,
+                    "version_after": version,
+                    "changes": dict(counts),
+                    "allow_interruption": allow_interruption,
+                },
+            )
+            deployment_kick(deployment)
+    except IntegrityError:
+        if idempotency_key:
+            earlier = _by_idempotency_key(user, idempotency_key)
+            if earlier is not None:
+                return earlier
+        raise
+    return Started(deployment, run, changes, created=False)
 
 
 @transaction.atomic
 def deployment_cancel(*, deployment: Deployment, user: AbstractBaseUser) -> Deployment:
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
-    if deployment.status not in (S.QUEUED, S.DEPLOYING):
+    if deployment.status not in constants.CANCELLABLE:
         raise InvalidTransition(
-            f"only a queued or deploying deployment can be cancelled; this one is "
+            f"only a queued, deploying or updating deployment can be cancelled; this one is "
             f"{deployment.get_status_display().lower()}"
         )
     if not deployment.cancel_requested:
@@ -163,7 +406,7 @@ def deployment_cancel(*, deployment: Deployment, user: AbstractBaseUser) -> Depl
         events.append(
             deployment,
             kind="status",
-            message=f"{user} cancelled the deployment",
+            message=f"{user} cancelled the {'update' if deployment.status == S.UPDATING else 'deployment'}",
             state=deployment.status,
         )
         audit_record(
@@ -177,12 +420,12 @@ def deployment_cancel(*, deployment: Deployment, user: AbstractBaseUser) -> Depl
     return deployment
 
 
-DESTROYABLE = (S.SUCCEEDED, S.FAILED, S.DESTROY_FAILED)
+DESTROYABLE = constants.DESTROYABLE
 
 
 @transaction.atomic
 def deployment_destroy(*, deployment: Deployment, user: AbstractBaseUser) -> Deployment:
-    """Delete everything the deployment made, in reverse order."""
+    """Delete everything the deployment made, in reverse order (a run of its own)."""
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
     if deployment.status == S.DESTROYING:
         return deployment
@@ -195,18 +438,32 @@ def deployment_destroy(*, deployment: Deployment, user: AbstractBaseUser) -> Dep
     deployment.status = S.DESTROYING
     deployment.reason = ""
     deployment.finished_at = None
+    deployment.cancel_requested = False
     try:
         with transaction.atomic():
-            deployment.save(update_fields=["status", "reason", "finished_at"])
+            deployment.save(update_fields=["status", "reason", "finished_at", "cancel_requested"])
     except IntegrityError:
         active = Deployment.objects.filter(
             design=deployment.design, status__in=Deployment.ACTIVE
         ).first()
         raise DeploymentConflict(active) from None
-    # Failed nodes are retried as deletes; their record of the failure stays in the events.
-    deployment.resources.filter(state=ResourceRecord.State.FAILED).update(
-        next_check_at=None, attempts=0
+    number = (deployment.runs.aggregate(n=Max("number"))["n"] or 0) + 1
+    run = Run.objects.create(
+        deployment=deployment,
+        number=number,
+        operation=Run.Operation.DESTROY,
+        status=RunStatus.IN_PROGRESS,
+        requested_by=user,
+        version_before=deployment.design_version,
+        spec_before=deployment.spec,
+        graph_before=deployment.graph,
+        started_at=timezone.now(),
     )
+    deployment.current_run = run
+    deployment.save(update_fields=["current_run"])
+    # Failed records are retried as deletes; their record of the failure stays in the events.
+    for record in runs.mark_destroy(list(deployment.resources.all())):
+        record.save(update_fields=runs.MARK_FIELDS)
     events.append(
         deployment,
         kind="status",
@@ -218,7 +475,7 @@ def deployment_destroy(*, deployment: Deployment, user: AbstractBaseUser) -> Dep
         actor=user,
         team=deployment.team,
         obj=deployment,
-        data={"previous_status": previous_status},
+        data={"previous_status": previous_status, "run": number},
     )
     deployment_kick(deployment)
     return deployment

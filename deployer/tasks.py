@@ -11,9 +11,11 @@ import redis
 from celery import Task, shared_task
 from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from deployer import engine, services
+from deployer.errors import backoff
+from gantry.db import is_transient_db_error
 from gantry.request_context import bind
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,10 @@ def _leave_task_context(task_id: str | None = None, **_: object) -> None:
         stack.close()
 
 
+#: The longest wait between two retries of a pass that keeps meeting a database error.
+DB_RETRY_CAP = 30.0
+
+
 def _deliveries(task_id: str) -> int:
     try:
         client = redis.Redis.from_url(settings.REDIS_URL)
@@ -90,16 +96,35 @@ def _deliveries(task_id: str) -> int:
         return 1
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=None
+)
 def advance(self, deployment_id: int, token: str) -> None:
-    if _deliveries(self.request.id or "") > MAX_DELIVERIES:
+    # Counted per delivery of this message, not per retry below (a retry keeps the task id).
+    if _deliveries(f"{self.request.id}:{self.request.retries}") > MAX_DELIVERIES:
         logger.error(
             "deployment %s: message %s delivered too often; dropping it",
             deployment_id,
             self.request.id,
         )
         return
-    engine.deployment_advance(deployment_id=deployment_id, token=token)
+    try:
+        nxt = engine.deployment_advance(deployment_id=deployment_id, token=token)
+    except Exception as exc:
+        if not is_transient_db_error(exc):
+            raise
+        # The connection may be broken (a restarted server): the retry opens a new one.
+        connection.close()
+        delay = backoff(self.request.retries + 1, cap=DB_RETRY_CAP)
+        logger.warning(
+            "deployment %s: the database failed the pass (%s); retrying in %.1f s",
+            deployment_id,
+            exc,
+            delay,
+        )
+        raise self.retry(countdown=delay) from exc
+    if nxt is not None:
+        advance.apply_async((nxt.deployment_id, nxt.token), countdown=max(0.0, nxt.delay))
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -19,7 +19,8 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from deployer import engine, selectors, services
+from deployer import selectors, services
+from deployer.graphs import deployment_graph
 from deployer.models import Deployment
 from deployer.stream import (
     StreamAccess,
@@ -83,7 +84,7 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
 def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
     progress = selectors.deployment_progress(deployment)
-    graph = engine.graph_for(deployment)
+    graph = deployment_graph(deployment)
     labels = {n.logical_id: n.meta.get("label", n.logical_id) for n in graph}
     for row in progress["resources"]:
         row["label"] = labels.get(row["logical_id"], row["logical_id"])
@@ -115,7 +116,7 @@ def _diagram(deployment: Deployment, progress: dict) -> str:
     )
     svg = cache.get(key)
     if svg is None:
-        svg = render_svg(engine.graph_for(deployment), states=states)
+        svg = render_svg(deployment_graph(deployment), states=states)
         cache.set(key, svg, 3600)
     return svg
 

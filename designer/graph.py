@@ -32,6 +32,17 @@ class ResourceNode:
     depends_on: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ResourceNode:
+        """The inverse of :meth:`to_json`: Refs come back as :class:`Ref`."""
+        return cls(
+            logical_id=item["logical_id"],
+            type=item["type"],
+            properties=_from_jsonable(item.get("properties") or {}),
+            depends_on=list(item.get("depends_on") or []),
+            meta=_from_jsonable(item.get("meta") or {}),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "logical_id": self.logical_id,
@@ -93,8 +104,60 @@ class ResourceGraph:
             visit(lid, ())
         return order
 
+    def dependents(self) -> dict[str, list[str]]:
+        """For every node, the nodes that depend on it (the graph transposed), in insertion
+        order: destroy deletes a node only once all of these are gone."""
+        result: dict[str, list[str]] = {lid: [] for lid in self.nodes}
+        for node in self.nodes.values():
+            for dep in node.depends_on:
+                if dep in result:
+                    result[dep].append(node.logical_id)
+        return result
+
+    def reversed(self) -> list[ResourceNode]:
+        """Nodes in deletion order: every node before the nodes it depends on."""
+        return list(reversed(self.topological_order()))
+
     def to_json(self) -> list[dict[str, Any]]:
         return [n.to_json() for n in self.topological_order()]
+
+    def to_document(self) -> dict[str, Any]:
+        """The graph as it is stored with a deployment: versioned, so a later Gantry reads a
+        graph an older one stored without re-planning it."""
+        return {"format": GRAPH_FORMAT, "nodes": self.to_json()}
+
+    @classmethod
+    def from_json(cls, nodes: list[dict[str, Any]]) -> ResourceGraph:
+        """The inverse of :meth:`to_json`: Refs come back as :class:`Ref`."""
+        graph = cls()
+        for item in nodes:
+            graph.add(ResourceNode.from_json(item))
+        graph.topological_order()  # a stored graph that is not a DAG is refused here
+        return graph
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> ResourceGraph:
+        """A graph stored by :meth:`to_document` (any format this Gantry can read)."""
+        fmt = document.get("format") if isinstance(document, dict) else None
+        if fmt not in READABLE_FORMATS:
+            raise GraphError(f"stored graph format {fmt!r} is not one this Gantry can read")
+        return cls.from_json(document["nodes"])
+
+
+#: The format :meth:`ResourceGraph.to_document` writes. Raise it when the stored shape changes
+#: and keep reading the older ones (``READABLE_FORMATS``): live deployments keep their graph.
+GRAPH_FORMAT = 1
+READABLE_FORMATS = frozenset({1})
+
+
+def _from_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"Ref", "Attribute"} and isinstance(value["Ref"], str):
+            return Ref(value["Ref"], value["Attribute"])
+        return {k: _from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_jsonable(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

@@ -40,10 +40,16 @@ class NotReady(Exception):
     """A check ran and found its dependency unusable (the message is safe to show)."""
 
 
-def check_database() -> None:
+def check_database() -> dict[str, object]:
+    """``SELECT 1``, and this installation's id (the ``gantry:installation`` tag value on every
+    resource it creates), so an operator sees which installation answers."""
+    from deployer.models import Installation
+
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        installation = Installation.objects.values_list("installation_id", flat=True).first()
+        return {"installation": installation} if installation else {}
     finally:
         # The check runs in a thread of its own: leave no connection behind in it.
         connection.close()
@@ -79,7 +85,7 @@ def check_worker() -> None:
         )
 
 
-CHECKS: dict[str, Callable[[], None]] = {
+CHECKS: dict[str, Callable[[], dict[str, object] | None]] = {
     "database": check_database,
     "redis": check_redis,
     "worker": check_worker,
@@ -104,7 +110,7 @@ def readiness() -> dict[str, dict[str, object]]:
             continue
         exc = future.exception()
         if exc is None:
-            results[name] = {"ok": True}
+            results[name] = {"ok": True, **(future.result() or {})}
         elif isinstance(exc, NotReady):
             results[name] = {"ok": False, "error": str(exc)}
             logger.warning("readiness: %s: %s", name, exc)

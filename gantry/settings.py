@@ -116,6 +116,19 @@ if GANTRY_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql")
         "pool": {"min_size": 1, "max_size": GANTRY_DB_POOL_SIZE, "timeout": 30},
     }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # SQLite is one file with one writer at a time. What makes it hold a handful of concurrent
+    # deployments on one machine (the web, the worker's processes and the CLI writing at once):
+    # - WAL: readers never block the writer nor it them;
+    # - IMMEDIATE transactions: a transaction takes the write lock when it begins, so two never
+    #   deadlock upgrading from read to write (which SQLite answers with an immediate
+    #   "database is locked", whatever the timeout);
+    # - a busy timeout: a writer waits its turn instead of failing. The reconciler holds no
+    #   transaction while AWS works, so nobody waits long.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": float(os.environ.get("SQLITE_BUSY_TIMEOUT", "30")),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
     # A file, not memory, so that worker processes started by the tests share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -272,6 +285,9 @@ GANTRY_POLL_MAX = float(os.environ.get("GANTRY_POLL_MAX", "10"))
 #: A pending resource is looked at again after 1/N of the time it has waited so far.
 GANTRY_POLL_FRACTION = float(os.environ.get("GANTRY_POLL_FRACTION", "10"))
 GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "1"))
+#: How long a pass holds its deployment without renewing (it renews while AWS calls are in
+#: flight); a worker killed mid-pass delays its deployment by at most this.
+GANTRY_PASS_LEASE = float(os.environ.get("GANTRY_PASS_LEASE", "10"))
 GANTRY_MAX_RETRIES = int(os.environ.get("GANTRY_MAX_RETRIES", "12"))
 GANTRY_DELETE_PATIENCE = float(os.environ.get("GANTRY_DELETE_PATIENCE", "7200"))
 GANTRY_REAP_AFTER = float(os.environ.get("GANTRY_REAP_AFTER", "60"))

@@ -202,18 +202,23 @@ def _empty_aws_account(request):
 
 @pytest.fixture
 def aws_context(moto_endpoint):
-    """An AwsContext for a fresh deployment tag against the moto server."""
+    """An AwsContext for a fresh deployment identity (of a test installation) against the moto
+    server, as the engine makes one for a new deployment."""
     import uuid
 
     from deployer.aws import client_factory
     from deployer.resources.base import AwsContext
 
     def make(region: str = "us-east-1", spec_tags: dict | None = None) -> AwsContext:
+        identity = str(uuid.uuid4())
         return AwsContext(
-            deployment_tag=f"gd-test-{uuid.uuid4().hex[:8]}",
+            deployment_tag=identity,
             region=region,
             client=client_factory(region=region, endpoint_url=moto_endpoint),
             spec_tags=spec_tags or {},
+            installation=f"test-installation-{uuid.uuid4().hex[:8]}",
+            name_suffix=identity.replace("-", "")[:8],
+            stack_name="lambda-private-api",
         )
 
     return make
@@ -284,8 +289,8 @@ class WorkerProcess:
     """A real Celery worker in its own process, on a queue of its own, against the test
     database. It can be killed with SIGKILL and started again."""
 
-    def __init__(self, env: dict[str, str], queue: str, concurrency: int = 2):
-        self.env, self.queue, self.concurrency = env, queue, concurrency
+    def __init__(self, env: dict[str, str], queue: str, concurrency: int = 2, beat: bool = True):
+        self.env, self.queue, self.concurrency, self.beat = env, queue, concurrency, beat
         self.proc: subprocess.Popen | None = None
         self.log = open(f"/tmp/gantry-test-worker-{queue}.log", "ab")  # noqa: SIM115
 
@@ -307,9 +312,7 @@ class WorkerProcess:
                 "--without-mingle",
                 "--without-heartbeat",
                 # Embedded beat: the reaper re-kicks what a killed worker was holding.
-                "-B",
-                "--schedule",
-                f"/tmp/gantry-test-beat-{self.queue}",
+                *(["-B", "--schedule", f"/tmp/gantry-test-beat-{self.queue}"] if self.beat else []),
             ],
             env=self.env,
             stdout=self.log,

@@ -14,13 +14,13 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from deployer import services
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord
 from designer.services import design_create
 from designer.spec import DEFAULT_SPEC
+from tests.support import aws, tagged
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 180
@@ -48,55 +48,6 @@ def start(team, owner, spec=None, **kwargs) -> Deployment:
     design = design_create(team=team, user=owner, spec_data=spec or DEFAULT_SPEC)
     target = services.target_sandbox_ensure(team=team)
     return services.deployment_start(design=design, target=target, user=owner, **kwargs)
-
-
-def aws(moto_endpoint, service):
-    """Read back straight from the emulator (not through the fault-injecting sandbox)."""
-    return boto3.client(service, region_name="us-east-1", endpoint_url=moto_endpoint)
-
-
-def tagged(moto_endpoint, tag: str) -> list[str]:
-    """Every resource that still carries gantry:deployment=tag, across the services we use."""
-    ec2 = aws(moto_endpoint, "ec2")
-    flt = [{"Name": "tag:gantry:deployment", "Values": [tag]}]
-    found = []
-    found += [v["VpcId"] for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]]
-    found += [s["SubnetId"] for s in ec2.describe_subnets(Filters=flt)["Subnets"]]
-    found += [g["GroupId"] for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]]
-    found += [r["RouteTableId"] for r in ec2.describe_route_tables(Filters=flt)["RouteTables"]]
-    found += [
-        i["InternetGatewayId"]
-        for i in ec2.describe_internet_gateways(Filters=flt)["InternetGateways"]
-    ]
-    found += [a["AllocationId"] for a in ec2.describe_addresses(Filters=flt)["Addresses"]]
-    found += [
-        n["NatGatewayId"]
-        for n in ec2.describe_nat_gateways(Filters=flt)["NatGateways"]
-        if n["State"] not in ("deleted", "deleting")
-    ]
-    found += [
-        e["VpcEndpointId"]
-        for e in ec2.describe_vpc_endpoints(Filters=flt)["VpcEndpoints"]
-        if e["State"].lower() not in ("deleted", "deleting")
-    ]
-    for reservation in ec2.describe_instances(Filters=flt)["Reservations"]:
-        found += [
-            i["InstanceId"] for i in reservation["Instances"] if i["State"]["Name"] != "terminated"
-        ]
-    lam = aws(moto_endpoint, "lambda")
-    for fn in lam.list_functions()["Functions"]:
-        if lam.list_tags(Resource=fn["FunctionArn"])["Tags"].get("gantry:deployment") == tag:
-            found.append(fn["FunctionName"])
-    sm = aws(moto_endpoint, "secretsmanager")
-    for secret in sm.list_secrets()["SecretList"]:
-        tags = {t["Key"]: t["Value"] for t in secret.get("Tags", [])}
-        if tags.get("gantry:deployment") == tag and not secret.get("DeletedDate"):
-            found.append(secret["Name"])
-    iam = aws(moto_endpoint, "iam")
-    found += [
-        r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(tag + "-")
-    ]
-    return found
 
 
 def test_deploys_the_article_topology_and_reads_back_from_aws(worker, team, owner, moto_endpoint):
@@ -252,36 +203,40 @@ def test_a_worker_killed_mid_deploy_does_not_stop_or_duplicate(
     assert wait_for(deployment, ("destroyed", "destroy_failed")).status == "destroyed"
 
 
-def test_a_failure_rolls_back_and_keep_leaves_resources(worker, team, owner, moto_endpoint):
-    # A log group with the planned name that is not ours: the deployment must fail on it,
-    # say so in words, and remove what it made.
-    logs = aws(moto_endpoint, "logs")
-    name = f"/aws/lambda/{DEFAULT_SPEC['name']}-lambda-function"
-    logs.create_log_group(logGroupName=name)
-    try:
-        deployment = wait_for(
-            start(team, owner), ("rolled_back", "failed", "succeeded", "destroy_failed")
-        )
-        assert deployment.status == "rolled_back", deployment.reason
-        assert "LambdaLogGroup" in deployment.reason
-        assert tagged(moto_endpoint, deployment.tag) == []
-        failed = deployment.resources.get(logical_id="LambdaLogGroup")
-        assert failed.last_error
+def test_a_failure_rolls_back_and_keep_leaves_resources(
+    worker, team, owner, sandbox, moto_endpoint
+):
+    # AWS refuses the log group, as it does a deployment role without logs:CreateLogGroup: the
+    # deployment must fail on it, say so in words, and remove what it made.
+    sandbox.config(
+        refuse=[
+            {
+                "action": "logs:CreateLogGroup",
+                "code": "AccessDeniedException",
+                "message": "User is not authorized to perform: logs:CreateLogGroup",
+            }
+        ]
+    )
+    deployment = wait_for(
+        start(team, owner), ("rolled_back", "failed", "succeeded", "destroy_failed")
+    )
+    assert deployment.status == "rolled_back", deployment.reason
+    assert "LambdaLogGroup" in deployment.reason
+    assert "not allowed to make this call" in deployment.reason
+    assert tagged(moto_endpoint, deployment.tag) == []
+    failed = deployment.resources.get(logical_id="LambdaLogGroup")
+    assert "logs:CreateLogGroup" in failed.last_error
 
-        other = {**DEFAULT_SPEC, "name": "kept-for-debugging"}
-        logs.create_log_group(logGroupName=f"/aws/lambda/{other['name']}-lambda-function")
-        kept = wait_for(
-            start(team, owner, spec=other, keep_on_failure=True),
-            ("failed", "rolled_back", "succeeded"),
-        )
-        assert kept.status == "failed"
-        assert "kept for debugging" in kept.reason
-        assert tagged(moto_endpoint, kept.tag)  # still there
-        services.deployment_destroy(deployment=kept, user=owner)
-        assert wait_for(kept, ("destroyed", "destroy_failed")).status == "destroyed"
-    finally:
-        for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]:
-            logs.delete_log_group(logGroupName=group["logGroupName"])
+    other = {**DEFAULT_SPEC, "name": "kept-for-debugging"}
+    kept = wait_for(
+        start(team, owner, spec=other, keep_on_failure=True),
+        ("failed", "rolled_back", "succeeded"),
+    )
+    assert kept.status == "failed"
+    assert "kept for debugging" in kept.reason
+    assert tagged(moto_endpoint, kept.tag)  # still there
+    services.deployment_destroy(deployment=kept, user=owner)
+    assert wait_for(kept, ("destroyed", "destroy_failed")).status == "destroyed"
 
 
 def test_cancel_rolls_back(worker, team, owner, moto_endpoint):
@@ -352,12 +307,13 @@ def test_cli_deploy_and_destroy_wait_and_print_json(worker_env, worker, moto_end
     assert out["status"] == "succeeded"
     assert out["resources"]["Vpc"].startswith("vpc-")
     assert out["started_at"] and out["finished_at"]
+    assert len(tagged(moto_endpoint, out["identity"])) > 10
 
     proc = manage("destroy", str(out["id"]), "--wait", "--json")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     done = json.loads(proc.stdout.strip().splitlines()[-1])
     assert done["status"] == "destroyed" and done["id"] == out["id"]
-    assert tagged(moto_endpoint, f"gd-{out['id']}") == []
+    assert tagged(moto_endpoint, out["identity"]) == []
 
 
 def test_the_reaper_restarts_a_stalled_deployment(worker_env, team, owner):

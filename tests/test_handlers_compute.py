@@ -36,6 +36,7 @@ from deployer.resources import handler_for
 from deployer.resources._compute import derived_token, request_token, resolve_image_id
 from deployer.resources.base import (
     TAG_DEPLOYMENT,
+    TAG_INSTALLATION,
     TAG_LOGICAL_ID,
     AwsContext,
     Failed,
@@ -100,6 +101,7 @@ def settle(ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pen
 def gantry_tags(ctx: AwsContext, logical_id: str) -> list[dict[str, str]]:
     return [
         {"Key": TAG_DEPLOYMENT, "Value": ctx.deployment_tag},
+        {"Key": TAG_INSTALLATION, "Value": ctx.installation},
         {"Key": TAG_LOGICAL_ID, "Value": logical_id},
     ]
 
@@ -111,6 +113,7 @@ def as_dict(tags: Any) -> dict[str, str]:
 def assert_gantry_tags(ctx: AwsContext, node: ResourceNode, tags: Any) -> None:
     tags = tags if isinstance(tags, dict) else as_dict(tags)
     assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag
+    assert tags[TAG_INSTALLATION] == ctx.installation
     assert tags[TAG_LOGICAL_ID] == node.logical_id
     assert tags["Name"] == node.meta["name"]
 

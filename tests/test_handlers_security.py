@@ -448,7 +448,9 @@ def test_role_lifecycle(dep: Deployment, clients, managed_policies) -> None:
     with_managed_policies(dep, managed_policies)
     name = dep.create("LambdaRole")
     assert name == dep.ctx.physical_name(dep.node("LambdaRole"), 64)
-    assert name.startswith(dep.ctx.deployment_tag)
+    # The design's name and the node's first, then the deployment's identity: readable, and
+    # unique to this deployment (so an equally named design elsewhere never collides).
+    assert name == f"lambda-private-api-lambda-role-{dep.ctx.name_suffix}"
     ready, reasons = dep.settle("LambdaRole")
     assert len(reasons) == 1 and reasons[0].startswith("attaching managed policies")
     role = iam.get_role(RoleName=name)["Role"]
@@ -593,14 +595,32 @@ def test_log_group_lifecycle(dep: Deployment, clients) -> None:
     assert dep.find("LambdaLogGroup") == []
 
 
-def test_log_group_of_someone_else_is_not_taken_over(dep: Deployment, clients, aws_context) -> None:
-    # The same design deployed by another deployment holds the name.
-    other = Deployment(aws_context(spec_tags=SPEC_TAGS), dep.graph)
-    other.create("LambdaLogGroup")
+def test_log_group_of_someone_else_is_not_taken_over(dep: Deployment, clients) -> None:
+    # Someone holds the very name this deployment's log group gets (made by hand, or by a
+    # deployment of another installation that drew the same identity): never adopted.
+    name = dep.props("LambdaLogGroup")["LogGroupName"]
+    clients["logs"].create_log_group(logGroupName=name, tags={"owner": "someone-else"})
     assert dep.find("LambdaLogGroup") == []
     with pytest.raises(ClientError, match="already exists and does not belong to this deployment"):
         dep.create("LambdaLogGroup")
-    other.destroy("LambdaLogGroup")
+    clients["logs"].delete_log_group(logGroupName=name)
+
+
+def test_equally_named_designs_deploy_side_by_side(dep: Deployment, clients, aws_context) -> None:
+    """The same design deployed twice (two teams, two installations) in one account: the
+    names AWS makes unique per account carry each deployment's identity, so neither collides
+    with nor adopts the other's."""
+    other = Deployment(aws_context(spec_tags=SPEC_TAGS), dep.graph)
+    for logical_id in ("LambdaLogGroup", "ApiSecret", "LambdaRole"):
+        mine, theirs = dep.create(logical_id), other.create(logical_id)
+        assert mine != theirs
+        assert dep.find(logical_id) == [mine] and other.find(logical_id) == [theirs]
+    group = dep.props("LambdaLogGroup")["LogGroupName"]
+    assert group.startswith(f"/aws/lambda/{dep.graph['LambdaFunction'].meta['name']}-")
+    assert group.endswith(dep.ctx.name_suffix)
+    for driver in (dep, other):
+        for logical_id in ("LambdaLogGroup", "ApiSecret", "LambdaRole"):
+            driver.destroy(logical_id)
 
 
 # --- What real AWS answers and the emulator does not ---------------------------------------

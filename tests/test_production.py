@@ -522,12 +522,16 @@ def own_queue(redis_url, monkeypatch):
 
 @pytest.mark.django_db
 def test_readyz_is_503_naming_the_worker_when_none_runs(production_security, own_queue):
+    from deployer.models import Installation
+
+    installation = Installation.current().installation_id
     response = Client().get("/readyz", HTTP_HOST=PROBE_HOST)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["failed"] == ["worker"]
-    assert body["checks"]["database"] == {"ok": True}
+    # The database check names the installation (the gantry:installation tag value).
+    assert body["checks"]["database"] == {"ok": True, "installation": installation}
     assert body["checks"]["redis"] == {"ok": True}
     assert own_queue in body["checks"]["worker"]["error"]
 
@@ -542,7 +546,9 @@ def _ready(client: Client, deadline: float) -> dict:
 
 def test_readyz_with_a_real_worker_then_a_redis_outage(production_security, worker, settings):
     from celery_app import app
+    from deployer.models import Installation
 
+    database = {"ok": True, "installation": Installation.current().installation_id}
     client = Client()
     ready = _ready(client, time.monotonic() + 90)
     assert ready["status_code"] == 200, ready
@@ -550,7 +556,7 @@ def test_readyz_with_a_real_worker_then_a_redis_outage(production_security, work
         "status_code": 200,
         "status": "ok",
         "failed": [],
-        "checks": {"database": {"ok": True}, "redis": {"ok": True}, "worker": {"ok": True}},
+        "checks": {"database": database, "redis": {"ok": True}, "worker": {"ok": True}},
     }
 
     # Simulated outage: Redis's URL now points at a port nothing listens on (with a password,
@@ -561,7 +567,7 @@ def test_readyz_with_a_real_worker_then_a_redis_outage(production_security, work
     assert response.status_code == 503
     # (The worker may also miss its one second on a loaded machine: not what is tested here.)
     assert response.json()["failed"][:1] == ["redis"], response.json()
-    assert response.json()["checks"]["database"] == {"ok": True}
+    assert response.json()["checks"]["database"] == database
     text = response.content.decode()
     assert "s3cret-redis-pw" not in text
     assert str(closed) not in text
@@ -576,7 +582,7 @@ def test_readyz_with_a_real_worker_then_a_redis_outage(production_security, work
         app.conf.broker_url = broker
     assert response.status_code == 503
     assert response.json()["failed"] == ["redis", "worker"], response.json()
-    assert response.json()["checks"]["database"] == {"ok": True}
+    assert response.json()["checks"]["database"] == database
 
 
 # --- JSON logs --------------------------------------------------------------------------------

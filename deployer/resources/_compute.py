@@ -2,8 +2,8 @@
 Scaling group, ELBv2, ACM, Lambda). EC2 basics (error codes, TagSpecifications) come from
 ``_ec2``; what lives here is what those handlers need beyond it:
 
-- :func:`node_tags` / :func:`carries_node_tags`: the tag set a resource is created with, and the
-  find-by-tags test for services whose list calls cannot filter by tag (ELBv2, ACM, Lambda).
+- :func:`node_tags`: the tag set a resource is created with (``ctx.owns`` is the find-by-tags
+  test for services whose list calls cannot filter by tag: ELBv2, ACM, Lambda).
 - :func:`elbv2_tagged`: which ELBv2 ARNs carry the node's gantry tags (DescribeTags, 20 at a
   time).
 - :func:`request_token`: a ClientToken that changes when the request does.
@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import TAG_DEPLOYMENT, TAG_LOGICAL_ID, AwsContext, RetryLater
+from deployer.resources.base import TAG_DEPLOYMENT, AwsContext, RetryLater
 from designer.graph import ResourceNode
 
 #: DescribeTags (ELBv2) takes at most 20 ARNs per call.
@@ -49,17 +49,6 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def carries_node_tags(ctx: AwsContext, node: ResourceNode, tags: Any) -> bool:
-    """Whether ``tags`` (a ``{key: value}`` dict or AWS's ``[{"Key", "Value"}]`` list) has both
-    gantry tags of this node."""
-    if not isinstance(tags, dict):
-        tags = {t.get("Key"): t.get("Value") for t in tags or []}
-    return (
-        tags.get(TAG_DEPLOYMENT) == ctx.deployment_tag
-        and tags.get(TAG_LOGICAL_ID) == node.logical_id
-    )
-
-
 def elbv2_tagged(ctx: AwsContext, node: ResourceNode, arns: Iterable[str]) -> list[str]:
     """The ARNs among ``arns`` (load balancers, target groups, listeners) that carry the node's
     gantry tags. ELBv2 has no tag filter on its describe calls, so this is list-then-check."""
@@ -78,9 +67,7 @@ def elbv2_tagged(ctx: AwsContext, node: ResourceNode, arns: Iterable[str]) -> li
             if len(batch) > 1:
                 found += [arn for arn in batch if elbv2_tagged(ctx, node, [arn])]
             continue
-        found += [
-            d["ResourceArn"] for d in descriptions if carries_node_tags(ctx, node, d.get("Tags"))
-        ]
+        found += [d["ResourceArn"] for d in descriptions if ctx.owns(node, d.get("Tags"))]
     return found
 
 
@@ -174,7 +161,7 @@ def credential_secret_arn(ctx: AwsContext, node: ResourceNode) -> str:
             ]
         )
         for secret in page["SecretList"]
-        if carries_node_tags(ctx, wanted, secret.get("Tags")) and not secret.get("DeletedDate")
+        if ctx.owns(wanted, secret.get("Tags")) and not secret.get("DeletedDate")
     ]
     if len(arns) == 1:
         return arns[0]

@@ -21,8 +21,6 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources.base import (
-    TAG_DEPLOYMENT,
-    TAG_LOGICAL_ID,
     AwsContext,
     Failed,
     Gone,
@@ -64,15 +62,7 @@ def tag_specifications(
     ]
 
 
-def _carries_node_tags(ctx: AwsContext, node: ResourceNode, item: dict[str, Any]) -> bool:
-    tags = {t.get("Key"): t.get("Value") for t in item.get("Tags") or []}
-    return (
-        tags.get(TAG_DEPLOYMENT) == ctx.deployment_tag
-        and tags.get(TAG_LOGICAL_ID) == node.logical_id
-    )
-
-
-def _describe_all(ctx: AwsContext, operation: str, key: str, **kwargs: Any) -> list[dict]:
+def describe_all(ctx: AwsContext, operation: str, key: str, **kwargs: Any) -> list[dict]:
     """Every item of an EC2 ``Describe*`` call, following pagination when the call has it."""
     ec2 = ctx.client("ec2")
     if ec2.can_paginate(operation):
@@ -98,11 +88,11 @@ def find_by_tags(
     silently dropped must not make find() adopt another deployment's resource.
     """
     dead = set(dead_states)
-    items = _describe_all(ctx, operation, key, Filters=ctx.tag_filters(node))
+    items = describe_all(ctx, operation, key, Filters=ctx.tag_filters(node))
     return [
         item[id_key]
         for item in items
-        if _carries_node_tags(ctx, node, item) and item.get("State") not in dead
+        if ctx.owns(node, item.get("Tags")) and item.get("State") not in dead
     ]
 
 
@@ -150,7 +140,7 @@ def network_interface_holders(ctx: AwsContext, filter_name: str, value: str) -> 
     falls back to the usual cause instead of hiding the original condition.
     """
     try:
-        enis = _describe_all(
+        enis = describe_all(
             ctx,
             "describe_network_interfaces",
             "NetworkInterfaces",

@@ -113,8 +113,7 @@ class SecurityGroupRuleHandler:
         tagged = [
             rule["SecurityGroupRuleId"]
             for rule in _describe_rules(ctx, Filters=ctx.tag_filters(node))
-            if _has_tags(rule, ctx.deployment_tag, node.logical_id)
-            and bool(rule.get("IsEgress")) == self.is_egress
+            if ctx.owns(node, rule.get("Tags")) and bool(rule.get("IsEgress")) == self.is_egress
         ]
         if tagged:
             return tagged
@@ -193,17 +192,12 @@ def _tag_dict(rule: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in rule.get("Tags") or []}
 
 
-def _has_tags(rule: dict[str, Any], deployment_tag: str, logical_id: str) -> bool:
-    tags = _tag_dict(rule)
-    return tags.get(TAG_DEPLOYMENT) == deployment_tag and tags.get(TAG_LOGICAL_ID) == logical_id
-
-
 def _not_claimed_by_other(rule: dict[str, Any], ctx: AwsContext, node: ResourceNode) -> bool:
     """A rule without gantry tags, or with this node's: never adopt another node's rule."""
     tags = _tag_dict(rule)
     if TAG_LOGICAL_ID not in tags and TAG_DEPLOYMENT not in tags:
         return True
-    return _has_tags(rule, ctx.deployment_tag, node.logical_id)
+    return ctx.owns(node, rule.get("Tags"))
 
 
 def _describe_rules(ctx: AwsContext, **kwargs: Any) -> list[dict[str, Any]]:

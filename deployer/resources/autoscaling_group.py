@@ -23,11 +23,9 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._compute import carries_node_tags, node_tags
+from deployer.resources._compute import node_tags
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import (
-    TAG_DEPLOYMENT,
-    TAG_LOGICAL_ID,
     AwsContext,
     Failed,
     Gone,
@@ -92,10 +90,7 @@ class AutoScalingGroupHandler:
         try:
             groups = _groups(
                 ctx,
-                Filters=[
-                    {"Name": f"tag:{TAG_DEPLOYMENT}", "Values": [ctx.deployment_tag]},
-                    {"Name": f"tag:{TAG_LOGICAL_ID}", "Values": [node.logical_id]},
-                ],
+                Filters=ctx.tag_filters(node),
             )
         except ClientError as exc:
             if error_code(exc) != "ValidationError":
@@ -104,7 +99,7 @@ class AutoScalingGroupHandler:
         return [
             g["AutoScalingGroupName"]
             for g in groups
-            if carries_node_tags(ctx, node, g.get("Tags")) and g.get("Status") != DELETING
+            if ctx.owns(node, g.get("Tags")) and g.get("Status") != DELETING
         ]
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from deployer.resources._compute import carries_node_tags, node_tags, tag_list
+from deployer.resources._compute import node_tags, tag_list
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
@@ -123,7 +123,7 @@ class CertificateHandler:
                     if error_code(exc) == "ResourceNotFoundException":
                         continue  # deleted since the listing
                     raise
-                if carries_node_tags(ctx, node, tags):
+                if ctx.owns(node, tags):
                     found.append(arn)
         return found
 

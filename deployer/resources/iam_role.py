@@ -18,8 +18,6 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import (
-    TAG_DEPLOYMENT,
-    TAG_LOGICAL_ID,
     AwsContext,
     Gone,
     Pending,
@@ -42,15 +40,6 @@ def role_name(ctx: AwsContext, logical_id: str) -> str:
 def policy_json(document: Any) -> str:
     """IAM wants policy documents as JSON text; the plan holds them as dicts."""
     return document if isinstance(document, str) else json.dumps(document)
-
-
-def has_node_tags(ctx: AwsContext, node: ResourceNode, tags: list[dict[str, str]] | None) -> bool:
-    """Whether an IAM entity's tags name this deployment and this node."""
-    found = {t.get("Key"): t.get("Value") for t in tags or []}
-    return (
-        found.get(TAG_DEPLOYMENT) == ctx.deployment_tag
-        and found.get(TAG_LOGICAL_ID) == node.logical_id
-    )
 
 
 def iam_tags(ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> list[dict[str, str]]:
@@ -88,7 +77,7 @@ class IamRoleHandler:
         tags = role.get("Tags")
         if tags is None:  # GetRole has returned tags since 2019; list them if it did not
             tags = ctx.client("iam").list_role_tags(RoleName=name)["Tags"]
-        return [name] if has_node_tags(ctx, node, tags) else []
+        return [name] if ctx.owns(node, tags) else []
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
         if props.get("Policies"):

@@ -25,7 +25,6 @@ from botocore.exceptions import ClientError
 from deployer.artifacts import render_user_data
 from deployer.resources._compute import (
     api_port,
-    carries_node_tags,
     credential_secret_arn,
     derived_token,
     node_tags,
@@ -85,7 +84,7 @@ class InstanceHandler:
                 for instance in reservation["Instances"]:
                     # Checked again here: a filter the endpoint ignores must not adopt others'.
                     if (
-                        carries_node_tags(ctx, node, instance.get("Tags"))
+                        ctx.owns(node, instance.get("Tags"))
                         and instance["State"]["Name"] not in DEAD_STATES
                     ):
                         found.append(instance["InstanceId"])

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
-from deployer.resources.iam_role import has_node_tags, iam_tags, role_name
+from deployer.resources.iam_role import iam_tags, role_name
 from designer.graph import Ref, ResourceNode
 
 
@@ -50,7 +50,7 @@ class InstanceProfileHandler:
         tags = profile.get("Tags")
         if tags is None:
             tags = ctx.client("iam").list_instance_profile_tags(InstanceProfileName=name)["Tags"]
-        return [name] if has_node_tags(ctx, node, tags) else []
+        return [name] if ctx.owns(node, tags) else []
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
         name = ctx.physical_name(node)

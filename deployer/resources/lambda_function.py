@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.artifacts import lambda_zip
-from deployer.resources._compute import carries_node_tags, node_tags
+from deployer.resources._compute import node_tags
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
@@ -69,7 +69,7 @@ class LambdaFunctionHandler:
             if _is_not_found(exc):
                 return []
             raise
-        return [name] if carries_node_tags(ctx, node, function.get("Tags") or {}) else []
+        return [name] if ctx.owns(node, function.get("Tags") or {}) else []
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
         kwargs = {key: props[key] for key in PASSTHROUGH if key in props}

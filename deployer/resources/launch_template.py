@@ -37,8 +37,6 @@ from deployer.resources._compute import (
 )
 from deployer.resources._ec2 import error_code, find_by_tags, not_visible_yet
 from deployer.resources.base import (
-    TAG_DEPLOYMENT,
-    TAG_LOGICAL_ID,
     AwsContext,
     Failed,
     Gone,
@@ -64,12 +62,15 @@ def _instance_tag_specifications(ctx: AwsContext, data: dict[str, Any]) -> list[
     instances), the spec's tags, and the gantry tags naming the Auto Scaling group."""
     specs = []
     for spec in data.get("TagSpecifications") or []:
-        tags = dict(ctx.spec_tags)
-        tags.update({t["Key"]: t["Value"] for t in spec.get("Tags") or []})
-        tags[TAG_DEPLOYMENT] = ctx.deployment_tag
-        tags[TAG_LOGICAL_ID] = INSTANCES_OWNER
+        planned = {t["Key"]: t["Value"] for t in spec.get("Tags") or []}
+        owner = ResourceNode(INSTANCES_OWNER, "AWS::EC2::Instance", meta=_name_meta(planned))
+        tags = {**ctx.spec_tags, **planned, **ctx.tag_dict(owner)}
         specs.append({"ResourceType": spec["ResourceType"], "Tags": tag_list(tags)})
     return specs
+
+
+def _name_meta(tags: dict[str, str]) -> dict[str, str]:
+    return {"name": tags["Name"]} if "Name" in tags else {}
 
 
 def _describe(ctx: AwsContext, template_id: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import TAG_DEPLOYMENT, TAG_LOGICAL_ID, AwsContext, Gone, Pending, Ready
+from deployer.resources.base import AwsContext, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
 
@@ -44,11 +44,7 @@ class LogGroupHandler:
         if group is None:
             return []
         tags = _tags(ctx, group)
-        ours = (
-            tags.get(TAG_DEPLOYMENT) == ctx.deployment_tag
-            and tags.get(TAG_LOGICAL_ID) == node.logical_id
-        )
-        return [group["logGroupName"]] if ours else []
+        return [group["logGroupName"]] if ctx.owns(node, tags) else []
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
         name = props["LogGroupName"]

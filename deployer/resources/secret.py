@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import (
-    TAG_DEPLOYMENT,
     TAG_LOGICAL_ID,
     AwsContext,
     Failed,
@@ -51,7 +50,7 @@ class SecretHandler:
             secret["ARN"]
             for page in pages
             for secret in page["SecretList"]
-            if _is_ours(ctx, node, secret) and not secret.get("DeletedDate")
+            if ctx.owns(node, secret.get("Tags")) and not secret.get("DeletedDate")
         ]
 
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
@@ -83,7 +82,7 @@ class SecretHandler:
                     "Secrets Manager frees it when the deletion completes (seconds after a "
                     "forced delete, the end of the recovery window otherwise)"
                 ) from exc
-            if not _is_ours(ctx, node, existing):
+            if not ctx.owns(node, existing.get("Tags")):
                 raise
             return existing["ARN"]  # ours, from a create whose answer was lost
 
@@ -120,14 +119,6 @@ class SecretHandler:
         if secret is None or secret.get("DeletedDate"):
             return Gone()
         return Pending(f"secret {physical_id} is being deleted")
-
-
-def _is_ours(ctx: AwsContext, node: ResourceNode, secret: dict[str, Any]) -> bool:
-    tags = {t.get("Key"): t.get("Value") for t in secret.get("Tags") or []}
-    return (
-        tags.get(TAG_DEPLOYMENT) == ctx.deployment_tag
-        and tags.get(TAG_LOGICAL_ID) == node.logical_id
-    )
 
 
 def _describe(ctx: AwsContext, secret_id: str) -> dict[str, Any] | None:

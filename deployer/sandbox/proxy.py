@@ -269,6 +269,13 @@ class SandboxProxy:
         self.state.count_request(call.label if call.protocol != protocol.UNKNOWN else None)
         fault = None
         if call.protocol != protocol.UNKNOWN:
+            refusal = self.state.draw_refusal(call.service, call.action)
+            if refusal is not None:
+                log.warning("sandbox refused %s with %s", call.label, refusal.code)
+                req.send_reply(
+                    protocol.error_reply(call, refusal.status, refusal.code, refusal.message)
+                )
+                return
             fault = self.state.draw_fault(call.service, call.action)
         if fault == "throttle":
             log.warning("sandbox injected throttling: %s", call.label)

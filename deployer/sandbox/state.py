@@ -49,6 +49,51 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """AWS refusing a call outright, every time (``times`` left, or forever when None): what a
+    role without a permission, an exhausted quota or an invalid parameter gets. Unlike the
+    random faults, the caller must not retry it: it is how tests make one resource fail."""
+
+    action: str  # "CreateLogGroup" or "logs:CreateLogGroup"
+    code: str
+    message: str
+    status: int = 400
+    times: int | None = None
+
+    def matches(self, service: str | None, action: str | None) -> bool:
+        return self.action in (action, f"{service}:{action}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "code": self.code,
+            "message": self.message,
+            "status": self.status,
+            "times": self.times,
+        }
+
+
+def _refusals(value: Any) -> tuple[Refusal, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("refuse must be a list of {action, code, message[, status, times]}")
+    refusals = []
+    for item in value:
+        if not isinstance(item, dict) or not {"action", "code", "message"} <= set(item):
+            raise ConfigError("each refusal needs action, code and message")
+        unknown = set(item) - {"action", "code", "message", "status", "times"}
+        if unknown:
+            raise ConfigError(f"unknown refusal field(s) {', '.join(sorted(unknown))}")
+        if not all(isinstance(item[k], str) and item[k] for k in ("action", "code", "message")):
+            raise ConfigError("a refusal's action, code and message are non-empty strings")
+        status = item.get("status", 400)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
+            raise ConfigError("a refusal's status is a 4xx HTTP status")
+        times = _optional_int("times", item.get("times"), low=1)
+        refusals.append(Refusal(item["action"], item["code"], item["message"], status, times))
+    return tuple(refusals)
+
+
+@dataclass(frozen=True)
 class SandboxConfig:
     """The knobs of the sandbox, all changeable at run time through ``/_sandbox/config``."""
 
@@ -61,6 +106,7 @@ class SandboxConfig:
     actions: tuple[str, ...] | None = None
     seed: int | None = None
     max_faults: int | None = None
+    refuse: tuple[Refusal, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``GET /_sandbox/config``."""
@@ -74,6 +120,7 @@ class SandboxConfig:
             "actions": None if self.actions is None else list(self.actions),
             "seed": self.seed,
             "max_faults": self.max_faults,
+            "refuse": [r.as_dict() for r in self.refuse],
         }
 
 
@@ -135,6 +182,8 @@ def validate_update(payload: Any) -> dict[str, Any]:
             clean[key] = _optional_int(key, value)
         elif key == "max_faults":
             clean[key] = _optional_int(key, value, low=0)
+        elif key == "refuse":
+            clean[key] = _refusals(value)
     return clean
 
 
@@ -314,6 +363,22 @@ class SandboxState:
                 self.stats.faults[kind] += 1
                 self.stats.faults_by_action[f"{service}:{action}"][kind] += 1
             return kind
+
+    def draw_refusal(self, service: str | None, action: str | None) -> Refusal | None:
+        """The configured refusal of this call, if any (counting down its ``times``)."""
+        with self.lock:
+            refusals = list(self._config.refuse)
+            for i, refusal in enumerate(refusals):
+                if not refusal.matches(service, action):
+                    continue
+                if refusal.times is not None:
+                    left = refusal.times - 1
+                    refusals[i : i + 1] = [replace(refusal, times=left)] if left else []
+                    self._config = replace(self._config, refuse=tuple(refusals))
+                self.stats.faults["refused"] += 1
+                self.stats.faults_by_action[f"{service}:{action}"]["refused"] += 1
+                return refusal
+            return None
 
     def choice(self, options: Iterable[Any]) -> Any:
         """A seeded pick (which 5xx, which way to lose a response)."""

@@ -1,0 +1,629 @@
+"""The walker: one pass of work over a deployment's records, in memory, with AWS.
+
+Every run is the same walk over the records: a *forward* phase creates and updates (a record
+acts once every record it depends on, by logical id, is done for this run), then a *cleanup*
+phase deletes in reverse (a record goes once every record being deleted that depends on it is
+gone). What a run does to each record (create, update, delete, nothing) is set when the run
+starts (``deployer.runs``):
+
+- create: every record created;
+- update: added and replacement records created, modified ones updated in place, the
+  replaced and the removed deleted once everything new works (CloudFormation's cleanup);
+- destroy, and the rollback of a create: every record deleted;
+- the rollback of an update: what was created deleted, what was updated updated back.
+
+The walk does its AWS calls in parallel threads, in waves, until its time budget is spent;
+it touches no database (the engine records what it saw) and never sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.utils import timezone
+
+from deployer.aws import retries_seen
+from deployer.constants import ResourceAction, ResourceState
+from deployer.errors import ALREADY_EXISTS, Fatal, Retry, backoff, classify, error_code
+from deployer.resources import handler_for
+from deployer.resources.base import AwsContext, Failed, Pending, Ready
+from designer.graph import Ref, ResourceNode
+from designer.names import UNIQUE_NAMES
+
+logger = logging.getLogger(__name__)
+
+R = ResourceState
+ACT = ResourceAction
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+class Unresolvable(LookupError):
+    """A Ref points at a node that has no physical id (it was never created)."""
+
+
+def resolve(value: Any, records: dict[str, Any]) -> Any:
+    """Replace every Ref with the physical id or attribute it names."""
+    if isinstance(value, Ref):
+        record = records.get(value.logical_id)
+        if record is None:
+            raise Unresolvable(value.logical_id)
+        if value.attribute == "Id":
+            if not record.physical_id:
+                raise Unresolvable(value.logical_id)
+            return record.physical_id
+        if value.attribute not in record.attributes:
+            raise Unresolvable(f"{value.logical_id}.{value.attribute}")
+        return record.attributes[value.attribute]
+    if isinstance(value, dict):
+        return {k: resolve(v, records) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [resolve(v, records) for v in value]
+    return value
+
+
+def node_properties(node: ResourceNode, records: dict[str, Any], ctx: AwsContext) -> dict:
+    """The properties a handler is given: Refs resolved, and the names AWS makes unique per
+    account made unique to this deployment (``designer/names.py``)."""
+    props = resolve(node.properties, records)
+    named = UNIQUE_NAMES.get(node.type)
+    if named and isinstance(props.get(named[0]), str):
+        props[named[0]] = ctx.unique_name(node, props[named[0]], named[1])
+    return props
+
+
+def live_by_lid(records: Iterable[Any]) -> dict[str, Any]:
+    """The node's resource now, per logical id: what Refs resolve to (a replacement once it
+    exists, never the predecessor it replaces)."""
+    return {r.logical_id: r for r in records if r.is_live}
+
+
+def poll_delay(record: Any, now: datetime) -> float:
+    """How long until the next look at a resource AWS is still working on: a tenth of the time
+    waited so far (GANTRY_POLL_FRACTION), between the configured bounds, so a wait is noticed
+    within about 10 % of its length and neither AWS's API quota nor the worker is spent on
+    looking."""
+    since = record.delete_started_at or record.started_at or now
+    waited = max(0.0, (now - since).total_seconds())
+    low, high = _setting("GANTRY_POLL_MIN", 0.5), _setting("GANTRY_POLL_MAX", 10.0)
+    return min(high, max(low, waited / _setting("GANTRY_POLL_FRACTION", 10)))
+
+
+@dataclass
+class Step:
+    """What the AWS half of one record's create-or-update step saw."""
+
+    physical_id: str
+    phase: str
+    props: dict[str, Any] = field(default_factory=dict)
+    started: str = ""  # "created", "adopted" or "updating" when this step started the action
+    clean_create: bool = False  # created by a call botocore did not have to retry
+    extras: list[str] = field(default_factory=list)  # twins found and deleted
+    reasons: list[str] = field(default_factory=list)  # new pending reasons, in order
+    result: Ready | Pending | Failed | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class DeleteStep:
+    """What the AWS half of one record's delete-and-check step saw."""
+
+    ids: list[str] = field(default_factory=list)  # what is being deleted
+    started: bool = False  # this step issued the deletes
+    pending: str = ""  # why something is not gone yet ("" when everything is gone)
+    error: Exception | None = None
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads for the AWS calls of a wave, one pool per process (a pool made before a prefork
+    worker forks has no threads in the child)."""
+    pid = os.getpid()
+    if pid not in _pools:
+        _pools[pid] = ThreadPoolExecutor(
+            max_workers=int(_setting("GANTRY_AWS_THREADS", 8)), thread_name_prefix="gantry-aws"
+        )
+    return _pools[pid]
+
+
+@dataclass
+class Emitted:
+    """An event the walk saw; numbered and saved when the pass records its outcome."""
+
+    kind: str
+    message: str
+    logical_id: str
+    state: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Walk:
+    """The work of one pass, in memory: it reads and changes ``records`` and collects events,
+    and touches no database (the engine writes both when the pass ends)."""
+
+    #: None when the walk is not a deployment's (``manage.py orphans --delete``).
+    deployment: Any
+    records: list[Any]
+    ctx: AwsContext
+    now: datetime = field(default_factory=timezone.now)
+    started: float = field(default_factory=time.monotonic)
+    #: Called while AWS calls are in flight, so the pass keeps its lease.
+    keepalive: Callable[[], None] = lambda: None
+    #: Records changed, by ``id()``: the engine saves them.
+    changed: dict[int, Any] = field(default_factory=dict)
+    progressed: bool = False
+    emitted: list[Emitted] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._nodes: dict[int, ResourceNode] = {}
+        self.live = live_by_lid(self.records)
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def node(self, record: Any) -> ResourceNode:
+        key = id(record)
+        if key not in self._nodes:
+            self._nodes[key] = ResourceNode.from_json(record.node)
+        return self._nodes[key]
+
+    def touch(self, record: Any) -> None:
+        self.changed[id(record)] = record
+
+    def event(self, kind: str, message: str, record: Any = None, **data: Any) -> None:
+        self.emitted.append(
+            Emitted(
+                kind=kind,
+                message=message,
+                logical_id=record.logical_id if record is not None else "",
+                state=record.state
+                if record is not None
+                else getattr(self.deployment, "status", ""),
+                data=data,
+            )
+        )
+
+    def set_state(self, record: Any, state: str, message: str, **data: Any) -> None:
+        record.state = state
+        record.waiting_reason = ""
+        self.touch(record)
+        self.progressed = True
+        self.event("resource", message, record, physical_id=record.physical_id, **data)
+
+    def over_budget(self) -> bool:
+        return time.monotonic() - self.started > _setting("GANTRY_PASS_BUDGET", 1.0)
+
+    def label(self, record: Any) -> str:
+        node = self.node(record)
+        return f"{node.meta.get('label') or node.logical_id} ({node.logical_id})"
+
+    def due(self, record: Any) -> bool:
+        return record.next_check_at is None or record.next_check_at <= self.now
+
+    def run_in_threads(self, work: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        """``work`` over ``jobs`` in the AWS threads, results in order; the lease is kept
+        while calls are in flight (a call may wait for AWS for many seconds)."""
+        interval = max(0.5, _setting("GANTRY_PASS_LEASE", 10.0) / 4)
+        futures: list[Future] = [_pool().submit(work, job) for job in jobs]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=interval, return_when=FIRST_COMPLETED)
+            if pending:
+                self.keepalive()
+        return [f.result() for f in futures]
+
+    def handle_error(self, record: Any, exc: Exception, doing: str) -> bool:
+        """Record an error; True when the record has failed for good."""
+        outcome = classify(exc)
+        record.attempts += 1
+        self.touch(record)
+        if isinstance(outcome, Retry):
+            limit = _setting("GANTRY_MAX_RETRIES", 12)
+            patience = _setting("GANTRY_DELETE_PATIENCE", 7200.0)
+            since = record.delete_started_at or record.started_at or self.now
+            waited = (self.now - since).total_seconds()
+            if (not outcome.patient and record.attempts > limit) or waited > patience:
+                outcome = Fatal(f"Gave up after {record.attempts} attempts: {outcome.reason}")
+            else:
+                delay = outcome.delay if outcome.delay is not None else backoff(record.attempts)
+                record.next_check_at = self.now + timedelta(seconds=delay)
+                if record.waiting_reason != outcome.reason:
+                    record.waiting_reason = outcome.reason
+                    self.event(
+                        "waiting",
+                        f"{self.label(record)}: {outcome.reason}",
+                        record,
+                        retry_at=record.next_check_at.isoformat(),
+                    )
+                return False
+        logger.warning(
+            "deployment %s: %s failed to %s: %s",
+            self.ctx.deployment_tag,
+            record.logical_id,
+            doing,
+            exc,
+        )
+        record.last_error = outcome.text()
+        self.set_state(
+            record, R.FAILED, f"{self.label(record)} failed to {doing}: {outcome.text()}"
+        )
+        return True
+
+    # --- which records move --------------------------------------------------------------------
+
+    def forward_records(self) -> list[Any]:
+        """Live records this run creates or updates, in creation order."""
+        return [r for r in self.records if r.is_live and r.action in (ACT.CREATE, ACT.UPDATE)]
+
+    def forward_done(self) -> bool:
+        return all(r.settled for r in self.forward_records())
+
+    def cleanup_records(self) -> list[Any]:
+        return [r for r in self.records if r.action == ACT.DELETE]
+
+    def done(self) -> bool:
+        return self.forward_done() and all(r.state == R.DELETED for r in self.cleanup_records())
+
+    def settled(self, logical_id: str) -> bool:
+        """Whether the resource named ``logical_id`` is done for this run (a forward record
+        waits for every dependency to be)."""
+        record = self.live.get(logical_id)
+        return record is not None and record.state == R.READY and record.settled
+
+    # --- forward: create and update ------------------------------------------------------------
+
+    def run(self) -> bool:
+        """The pass's work: forward, then (once the forward phase is done) cleanup. True when a
+        record failed for good."""
+        if self.forward():
+            return True
+        if self.forward_done():
+            return self.cleanup()
+        return False
+
+    def forward(self) -> bool:
+        """Create and update in waves; True when a record failed for good.
+
+        Each wave takes every record that can move now (its dependencies all done for this
+        run, and due for a look), does its AWS calls in parallel threads (no database work
+        there), then records the outcomes in order. Records that are done unlock the next wave
+        within the same pass, until the pass's time budget is spent.
+        """
+        looked_at: set[int] = set()
+        while not self.over_budget():
+            wave = []
+            for record in self.forward_records():
+                if record.settled or id(record) in looked_at or not self.due(record):
+                    continue
+                if record.state == R.FAILED:
+                    continue
+                if record.state in (R.PENDING, R.READY) and not all(
+                    self.settled(d) for d in self.node(record).depends_on
+                ):
+                    continue
+                wave.append(record)
+            if not wave:
+                return False
+            jobs = []
+            for record in wave:
+                node = self.node(record)
+                if record.state in (R.PENDING, R.READY):
+                    record.started_at = (
+                        self.now if record.state == R.READY else (record.started_at or self.now)
+                    )
+                try:
+                    props = node_properties(node, self.live, self.ctx)
+                except Unresolvable as exc:
+                    props = exc
+                before = record.applied or record.prior_applied or {}
+                jobs.append(
+                    (
+                        node,
+                        record.action,
+                        record.state,
+                        record.physical_id,
+                        record.waiting_reason,
+                        props,
+                        before,
+                    )
+                )
+            failed = False
+            for record, step in zip(wave, self.run_in_threads(self.aws_step, jobs), strict=True):
+                looked_at.add(id(record))
+                # Every step of the wave is recorded, failed or not: the others may have
+                # created resources that a rollback must know about.
+                failed = self.apply(record, step) or failed
+            if failed:
+                return True
+        return False
+
+    def aws_step(self, job: tuple) -> Step:
+        """The AWS half of a step, run in a pool thread: find or create (or update), then look.
+        It touches no record and no database; :meth:`apply` does that in the pass's thread."""
+        node, action, state, physical_id, last_reason, props, before = job
+        handler = handler_for(node.type)
+        phase = (
+            "create"
+            if state == R.PENDING
+            else ("update" if state == R.READY and action == ACT.UPDATE else "become ready")
+        )
+        step = Step(physical_id=physical_id, phase=phase)
+        try:
+            if isinstance(props, Exception):
+                raise props
+            step.props = props
+            if state == R.PENDING:
+                found = handler.find(self.ctx, node, props)
+                if found:
+                    step.physical_id, step.started = found[0], "adopted"
+                    step.extras += self.delete_twins(node, found[1:])
+                    # What a lost answer left unfinished (attributes, policies, rules) is put
+                    # right the way any change is.
+                    _update(handler, self.ctx, node, step.physical_id, {}, props)
+                else:
+                    with retries_seen() as seen:
+                        try:
+                            step.physical_id = handler.create(self.ctx, node, props)
+                        except ClientError as exc:
+                            step.physical_id = self.adopt_after_conflict(node, props, exc)
+                    step.started, step.clean_create = "created", not seen.any
+                step.phase = "become ready"
+            elif state == R.READY and action == ACT.UPDATE:
+                _update(handler, self.ctx, node, physical_id, before, props)
+                step.started, step.clean_create = "updating", True
+                step.phase = "become ready"
+            # A handler reporting progress of its own (its reason changed) is looked at again
+            # at once rather than after a poll.
+            for _ in range(3):
+                result = handler.check_ready(self.ctx, node, step.physical_id)
+                if isinstance(result, Ready) and not step.clean_create:
+                    # A create whose response was lost and retried can leave a twin. A create
+                    # answered on its first try cannot, and the find before it ruled out others.
+                    found = handler.find(self.ctx, node, props)
+                    step.extras += self.delete_twins(
+                        node, [f for f in found if f != step.physical_id]
+                    )
+                if not isinstance(result, Pending) or result.reason in (last_reason, *step.reasons):
+                    break
+                step.reasons.append(result.reason)
+            step.result = result
+        except Exception as exc:  # noqa: BLE001 - classified in apply(): retry or a sentence
+            step.error = exc
+        return step
+
+    def adopt_after_conflict(self, node: ResourceNode, props: dict, exc: ClientError) -> str:
+        """A create refused because the name is taken: when botocore retried a create whose
+        first response was lost, the resource that holds the name is this node's own (it
+        carries the node's tags, set in the create call), so it is adopted. Anyone else's
+        resource is still refused."""
+        if error_code(exc) not in ALREADY_EXISTS:
+            raise exc
+        found = handler_for(node.type).find(self.ctx, node, props)
+        if not found:
+            raise exc
+        return found[0]
+
+    def delete_twins(self, node: ResourceNode, extras: list[str]) -> list[str]:
+        handler = handler_for(node.type)
+        for extra in extras:
+            handler.delete(self.ctx, node, extra)
+        return list(extras)
+
+    def apply(self, record: Any, step: Step) -> bool:
+        """Record what a forward step saw; True when the record failed for good."""
+        label = self.label(record)
+        if step.started in ("created", "adopted"):
+            record.physical_id = step.physical_id
+            record.next_check_at = self.now
+            verb = (
+                f"already exists as {step.physical_id}; adopting it"
+                if step.started == "adopted"
+                else f"creating {step.physical_id}"
+            )
+            self.set_state(record, R.CREATING, f"{label}: {verb}")
+        elif step.started == "updating":
+            record.next_check_at = self.now
+            names = ", ".join(sorted(_changed(record.applied or record.prior_applied, step.props)))
+            self.set_state(
+                record, R.UPDATING, f"{label}: updating in place" + (f" ({names})" if names else "")
+            )
+        for extra in step.extras:
+            self.event(
+                "duplicate",
+                f"{label}: found a second resource {extra} with the same tags "
+                f"(a retried create whose first response was lost); keeping {record.physical_id} "
+                f"and deleting {extra}",
+                record,
+                duplicate=extra,
+            )
+        if step.error is not None:
+            return self.handle_error(record, step.error, step.phase)
+        result = step.result
+        if isinstance(result, Ready):
+            record.attributes = {**record.attributes, **result.attributes}
+            record.applied = step.props
+            record.settled = True
+            record.attempts = 0
+            record.ready_at = timezone.now()
+            elapsed = (record.ready_at - (record.started_at or self.now)).total_seconds()
+            verb = "is updated" if record.action == ACT.UPDATE else "is ready"
+            self.set_state(
+                record, R.READY, f"{label} {verb} ({elapsed:.1f} s)", elapsed=round(elapsed, 1)
+            )
+            return False
+        if isinstance(result, Failed):
+            record.last_error = result.reason
+            self.set_state(record, R.FAILED, f"{label} failed: {result.reason}")
+            return True
+        assert isinstance(result, Pending)  # noqa: S101
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        for reason in step.reasons:
+            self.event("waiting", f"{label}: {reason}", record)
+        if record.waiting_reason != result.reason:
+            record.waiting_reason = result.reason
+            self.touch(record)
+        return False
+
+    # --- cleanup: delete in reverse ------------------------------------------------------------
+
+    def cleanup(self) -> bool:
+        """Delete the records this run deletes, in reverse dependency order and in waves of
+        parallel AWS calls like :meth:`forward`; True when one cannot be deleted.
+
+        A record goes once every other record being deleted whose node depends on it is gone;
+        one being deleted is looked at again when due.
+        """
+        doomed = self.cleanup_records()
+        looked_at: set[int] = set()
+        while not self.over_budget():
+            remaining = [r for r in doomed if r.state != R.DELETED]
+            waiting_on: set[str] = set()
+            for record in remaining:
+                waiting_on |= {d for d in self.node(record).depends_on if d != record.logical_id}
+            jobs, wave = [], []
+            for record in reversed(remaining):
+                if id(record) in looked_at or not self.due(record):
+                    continue
+                if record.logical_id in waiting_on:
+                    # Another record still being deleted depends on this one.
+                    holders = [
+                        r
+                        for r in remaining
+                        if r is not record and record.logical_id in self.node(r).depends_on
+                    ]
+                    if holders:
+                        continue
+                node = self.node(record)
+                if record.state != R.DELETING:
+                    record.delete_started_at = record.delete_started_at or self.now
+                    props = None
+                    if not node.meta.get("unplanned"):
+                        try:
+                            props = node_properties(
+                                node, {**self.live, **_by_lid(doomed)}, self.ctx
+                            )
+                        except Unresolvable:
+                            props = None  # a dependency never existed, so neither did this one
+                else:
+                    props = None
+                ids = record.attributes.get("_deleting") or (
+                    [record.physical_id] if record.physical_id else []
+                )
+                jobs.append((node, record.state, list(ids), props))
+                wave.append(record)
+            if not jobs:
+                return False
+            failed = False
+            for record, step in zip(wave, self.run_in_threads(self.delete_step, jobs), strict=True):
+                looked_at.add(id(record))
+                failed = self.apply_delete(record, step) or failed
+            if failed:
+                return True
+        return False
+
+    def delete_step(self, job: tuple) -> DeleteStep:
+        """The AWS half of a delete, run in a pool thread: find what exists (a create may have
+        taken effect without its answer being recorded: a worker killed mid-pass, a lost
+        response), delete it, then look whether it is gone."""
+        node, state, ids, props = job
+        handler = handler_for(node.type)
+        step = DeleteStep(ids=list(ids))
+        try:
+            if state != R.DELETING:
+                # A create may have taken effect without its answer being recorded: look by
+                # tags too (they name the generation, so a replaced resource's successor is
+                # never taken for it).
+                if props is not None:
+                    step.ids += [i for i in handler.find(self.ctx, node, props) if i not in ids]
+                for physical_id in step.ids:
+                    handler.delete(self.ctx, node, physical_id)
+                step.started = True
+            for physical_id in step.ids:
+                result = handler.check_gone(self.ctx, node, physical_id)
+                if isinstance(result, Pending):
+                    step.pending = result.reason
+        except Exception as exc:  # noqa: BLE001 - classified in apply_delete()
+            step.error = exc
+        return step
+
+    def apply_delete(self, record: Any, step: DeleteStep) -> bool:
+        """Record what a delete step saw; True when the record cannot be deleted."""
+        label = self.label(record)
+        if step.error is not None:
+            return self.handle_error(record, step.error, "delete")
+        if step.started and not step.ids:
+            record.deleted_at = self.now
+            record.settled = True
+            self.set_state(record, R.DELETED, f"{label} was never created; nothing to delete")
+            return False
+        if step.started:
+            record.physical_id = step.ids[0]
+            record.attributes = {**record.attributes, "_deleting": step.ids}
+            self.set_state(record, R.DELETING, f"Deleting {label}: {', '.join(step.ids)}")
+        if not step.pending:
+            record.deleted_at = self.now
+            record.settled = True
+            record.attributes = {k: v for k, v in record.attributes.items() if k != "_deleting"}
+            self.set_state(record, R.DELETED, f"{label} is deleted")
+            return False
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        if record.waiting_reason != step.pending:
+            record.waiting_reason = step.pending
+            self.touch(record)
+            self.event("waiting", f"{label}: {step.pending}", record)
+        return False
+
+    # --- scheduling ----------------------------------------------------------------------------
+
+    def next_delay(self) -> float:
+        """Seconds until the earliest record with work left is due (0 when work waits now)."""
+        if self.over_budget():
+            return 0.0
+        due = [
+            r.next_check_at
+            for r in self.records
+            if r.next_check_at
+            and r.state != R.FAILED
+            and (
+                (r.is_live and r.action in (ACT.CREATE, ACT.UPDATE) and not r.settled)
+                or (r.action == ACT.DELETE and r.state != R.DELETED)
+            )
+        ]
+        if not due:
+            return 0.0
+        return max(0.0, (min(due) - timezone.now()).total_seconds())
+
+
+def _update(handler: Any, ctx: AwsContext, node: ResourceNode, pid: str, before, after) -> None:
+    if hasattr(handler, "update"):
+        handler.update(ctx, node, pid, before, after)
+    elif before:  # TEMPORARY until every handler has update (see deployer/resources/base.py)
+        from deployer.resources.base import CannotUpdate
+
+        raise CannotUpdate(f"{node.type} has no in-place update yet")
+
+
+def _by_lid(records: Iterable[Any]) -> dict[str, Any]:
+    """Records by logical id (the latest generation wins), for resolving what a record being
+    deleted refers to."""
+    out: dict[str, Any] = {}
+    for record in sorted(records, key=lambda r: r.generation):
+        out[record.logical_id] = record
+    return out
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
