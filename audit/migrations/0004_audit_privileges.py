@@ -36,6 +36,6 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0002_append_only_trigger")]
+    dependencies = [("audit", "0003_live_stack_actions")]
 
     operations = [migrations.RunPython(revoke, migrations.RunPython.noop, elidable=False)]
