@@ -18,11 +18,14 @@ from api.fields import (
 )
 from api.models import TOKEN_NAME_PATTERN, ApiToken
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
+from designer.export import OUTPUT_FORMATS
 from designer.models import Design, DesignVersion
 from teams.models import Membership, Team
 
 #: A team named in a query: its id or its slug (Django's slug characters).
 TEAM_REF_PATTERN = r"^[-a-zA-Z0-9_]+$"
+#: The largest design version the database holds (a positive integer column).
+MAX_VERSION = 2**31 - 1
 
 
 def _links(*names: str) -> dict[str, Any]:
@@ -351,6 +354,24 @@ class DeploymentFilterSerializer(QuerySerializer):
                 {"created_before": ["must not be earlier than created_after"]}
             )
         return attrs
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=["cloudformation"], help_text="What to export to: a CloudFormation template."
+    )
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_VERSION,
+        help_text="The design version to export (default: the current one).",
+    )
+    output = serializers.ChoiceField(
+        choices=list(OUTPUT_FORMATS),
+        required=False,
+        help_text="yaml or json. Without it, the Accept header decides (application/yaml, "
+        "application/x-yaml or text/yaml for YAML); JSON otherwise.",
+    )
 
 
 class EventSerializer(serializers.ModelSerializer):

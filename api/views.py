@@ -18,6 +18,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,7 +45,8 @@ from deployer.stream import (
 from designer import selectors as design_selectors
 from designer.cost import Assumptions
 from designer.diagram import render_png, render_svg
-from designer.models import Design
+from designer.export import media_type, template_filename, template_text
+from designer.models import Design, DesignVersion
 from designer.plan import plan
 from designer.preview import plan_document
 from designer.services import SpecInvalid, design_create, design_delete, design_update
@@ -109,6 +111,34 @@ class PngRenderer(SvgRenderer):
 class EventStreamRenderer(SvgRenderer):
     media_type = "text/event-stream"
     format = "sse"
+
+
+class ExportNegotiation(BaseContentNegotiation):
+    """Content negotiation of the export action. Its ``format`` query parameter names the
+    export (``cloudformation``), not a DRF renderer, and the template itself is chosen by
+    ``output`` or Accept in the view; what DRF renders there is only errors, always as JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+
+#: Accept header media types that ask for YAML, with JSON's first: */* (or no Accept) is JSON.
+_EXPORT_MEDIA_TYPES = {
+    "application/json": "json",
+    "application/yaml": "yaml",
+    "application/x-yaml": "yaml",
+    "text/yaml": "yaml",
+    "text/x-yaml": "yaml",
+}
+
+
+def _preferred_output(request: Request) -> str:
+    preferred = request.get_preferred_type(list(_EXPORT_MEDIA_TYPES))
+    return _EXPORT_MEDIA_TYPES.get(preferred or "", "json")
 
 
 class AuditedLookupMixin:
@@ -309,6 +339,49 @@ class DesignViewSet(
         design = self.get_object()
         page = self.paginate_queryset(design_selectors.design_version_list(design=design))
         return self.get_paginated_response(s.DesignVersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="A design version as a CloudFormation template (YAML or JSON)",
+        description="The template builds what a Gantry deployment of that version builds; "
+        "cfn-lint and checkov pass it. `format=cloudformation` is required. The template is "
+        "YAML when `output=yaml`, or without `output` when the Accept header prefers "
+        "application/yaml (or application/x-yaml, text/yaml); JSON otherwise. Its Metadata "
+        "says what CloudFormation builds differently from Gantry's deployer.",
+        parameters=[s.ExportQuerySerializer],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/yaml"): OpenApiTypes.STR,
+            400: OpenApiResponse(
+                s.SpecErrorSerializer,
+                description="Bad parameters (field by field), or the version's spec no longer "
+                "validates.",
+            ),
+            **ERR,
+        },
+    )
+    @action(detail=True, methods=["get"], content_negotiation_class=ExportNegotiation)
+    def export(self, request: Request, pk: str) -> HttpResponse:
+        design = self.get_object()
+        query = s.ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        version = query.validated_data.get("version")
+        try:
+            template = design_selectors.design_version_template(design=design, version=version)
+        except DesignVersion.DoesNotExist:
+            raise ValidationError(
+                {"version": [f"{design.name} has versions 1 to {design.version}"]}
+            ) from None
+        output = query.validated_data.get("output") or _preferred_output(request)
+        response = HttpResponse(
+            template_text(template, output), content_type=f"{media_type(output)}; charset=utf-8"
+        )
+        filename = template_filename(
+            design=design.name,
+            version=design.version if version is None else version,
+            output=output,
+        )
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
     def get_renderers(self):
         if self.action == "diagram_svg":

@@ -70,7 +70,14 @@ def wait(deployment: Deployment, *, timeout: float, on_event=None) -> Deployment
         pubsub.close()
 
 
-def report(command, deployment: Deployment, opts: dict[str, Any], *, success: str) -> None:
+def report(
+    command,
+    deployment: Deployment,
+    opts: dict[str, Any],
+    *,
+    success: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """The end of `deploy` and `destroy`: wait if asked (printing events unless --json), print
     the summary (the last line is the JSON object with --json), exit 1 unless ``success``."""
     if opts["wait"]:
@@ -81,7 +88,7 @@ def report(command, deployment: Deployment, opts: dict[str, Any], *, success: st
             wait(deployment, timeout=opts["timeout"], on_event=printer)
         except TimeoutError as exc:
             raise CommandError(str(exc), returncode=1) from None
-    out = summary(deployment)
+    out = {**summary(deployment), **(extra or {})}
     command.stdout.write(
         json.dumps(out) if opts["json"] else f"status: {out['status']} {out['reason']}"
     )

@@ -35,7 +35,15 @@ from django.utils import timezone
 
 from deployer import events, runs
 from deployer.aws import client_factory
-from deployer.constants import ROLLING_BACK, ResourceState, RunStatus
+from deployer.constants import (
+    ROLLING_BACK,
+    UPDATABLE,
+    ResourceAction,
+    ResourceDrift,
+    ResourceState,
+    RunStatus,
+)
+from deployer.drift import drift_status_of
 from deployer.models import Deployment, Run
 from deployer.resources.base import AwsContext
 from deployer.walker import Walk
@@ -118,7 +126,19 @@ def _finish(
     dep.status = status
     dep.reason = reason
     dep.finished_at = now
-    dep.graph = runs.applied_graph(records).to_document()
+    if status in UPDATABLE:
+        # What is live now. A stack destroyed (or being destroyed) keeps the graph it had.
+        dep.graph = runs.applied_graph(records).to_document()
+    if status in (S.SUCCEEDED, S.UPDATE_ROLLED_BACK):
+        # The run is over: its actions are done. What it created or changed is as applied.
+        for record in records:
+            if not record.action and record.settled:
+                continue
+            if record.action and record.state != R.DELETED and status == S.SUCCEEDED:
+                record.drift, record.drift_differences = ResourceDrift.IN_SYNC, []
+            record.action, record.settled = ResourceAction.NONE, True
+            record.save(update_fields=["action", "settled", "drift", "drift_differences"])
+        dep.drift_status = drift_status_of(records)
     run = dep.current_run
     if run is not None:
         run.status, run.reason, run.finished_at = run_status, reason, now
@@ -378,6 +398,7 @@ def _record(dep_id: int, token: str, holder: str, walk: Walk, failed: bool) -> N
                 "graph",
                 "spec",
                 "design_version",
+                "drift_status",
             ]
         )
     return nxt

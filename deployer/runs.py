@@ -76,13 +76,17 @@ def mark_update(
     replaces. Returns (records changed, records new)."""
     changes = change_set.by_id()
     live = {r.logical_id: r for r in records if r.is_live}
+    changed: list[ResourceRecord] = []
+    for record in records:
+        if record.state == R.DELETED and record.action:
+            record.action, record.settled = ACT.NONE, True  # an earlier run's: history now
+            changed.append(record)
     next_generation: dict[str, int] = {}
     for record in records:
         next_generation[record.logical_id] = max(
             next_generation.get(record.logical_id, 0), record.generation + 1
         )
     position = {n.logical_id: i for i, n in enumerate(after.topological_order())}
-    changed: list[ResourceRecord] = []
     new: list[ResourceRecord] = []
     for lid, change in changes.items():
         record = live.get(lid)
@@ -149,6 +153,9 @@ def mark_destroy(records: list[ResourceRecord]) -> list[ResourceRecord]:
     changed = []
     for record in records:
         if record.state == R.DELETED:
+            if record.action:
+                record.action, record.settled = ACT.NONE, True  # an earlier run's: history
+                changed.append(record)
             continue
         _mark(record, ACT.DELETE)
         if record.state == R.FAILED and record.physical_id:

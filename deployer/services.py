@@ -13,13 +13,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from audit.services import A, audit_record
 from deployer import constants, events, runs
 from deployer.changes import ChangeSet, change_set, live_of
 from deployer.constants import RunStatus
+from deployer.drift import DriftReport, drift_read, drift_status_of
 from deployer.models import Deployment, Installation, ResourceRecord, Run, Target
 from designer.models import Design
 from designer.plan import plan
@@ -152,11 +153,15 @@ def change_set_preview(
     deployment it would change (None for a new one), the change set, the version."""
     spec, number = _spec_of(design, version)
     live = deployment_live(design=design, target=target)
+    return live, change_set_for(deployment=live, spec=spec), number
+
+
+def change_set_for(*, deployment: Deployment | None, spec: Spec) -> ChangeSet:
+    """What applying ``spec`` to ``deployment`` (None: a new deployment) would do."""
     after = plan(spec)
-    if live is None:
-        return None, change_set({}, after, region=spec.region), number
-    records = list(live.resources.all())
-    return live, change_set(live_of(records), after, region=spec.region), number
+    if deployment is None:
+        return change_set({}, after, region=spec.region)
+    return change_set(live_of(list(deployment.resources.all())), after, region=spec.region)
 
 
 def deployment_start(**kwargs) -> Deployment:
@@ -637,3 +642,98 @@ def target_delete(*, target: Target, user: AbstractBaseUser) -> None:
         data={"name": target.name, "kind": target.kind, "region": target.region},
     )
     target.delete()
+
+
+# --- drift -----------------------------------------------------------------------------------
+
+
+class DeploymentBusy(Exception):
+    """A run is in progress: what AWS reports mid-run says nothing about drift."""
+
+
+def deployment_drift_check(
+    *, deployment: Deployment, user: AbstractBaseUser | None = None
+) -> DriftReport:
+    """Read every live resource of the deployment and compare it with what was applied; record
+    the outcome on the records and the deployment. A change of drift status is an event and,
+    when drift is found, an audit entry. Raises DeploymentBusy while a run is in progress."""
+    from deployer.engine import context_for
+
+    deployment = Deployment.objects.select_related("target").get(pk=deployment.pk)
+    if deployment.status in Deployment.ACTIVE or deployment.status in constants.GONE:
+        raise DeploymentBusy(
+            f"deployment #{deployment.pk} is {deployment.get_status_display().lower()}; "
+            "drift is checked on a live deployment with no run in progress"
+        )
+    seq = deployment.last_event_seq
+    # Outside any transaction: the reads take seconds, and nothing here holds a lock meanwhile.
+    report = drift_read(list(deployment.resources.all()), context_for(deployment))
+    now = timezone.now()
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if deployment.status in Deployment.ACTIVE or deployment.last_event_seq != seq:
+            # A run started (or ended) while AWS was read: this view is already old.
+            raise DeploymentBusy(f"deployment #{deployment.pk} changed while it was read")
+        found = {f.logical_id: f for f in report.resources}
+        records = list(deployment.resources.all())
+        # Whether what is found differs from what the last check found: a deployment that stays
+        # drifted the same way is not announced again at every check.
+        news = False
+        for record in records:
+            finding = found.get(record.logical_id)
+            if finding is None or not record.is_live:
+                continue
+            differences = [d.to_json() for d in finding.differences]
+            news = news or (record.drift, record.drift_differences) != (
+                finding.drift,
+                differences,
+            )
+            record.drift = finding.drift
+            record.drift_differences = differences
+            record.drift_checked_at = now
+            record.save(update_fields=["drift", "drift_differences", "drift_checked_at"])
+        before = deployment.drift_status
+        deployment.drift_status = drift_status_of(records)
+        deployment.drift_checked_at = now
+        deployment.save(update_fields=["drift_status", "drift_checked_at"])
+        if deployment.drift_status == constants.DriftStatus.DRIFTED:
+            summary = "; ".join(
+                f"{f.logical_id} {f.drift}"
+                + (f" ({', '.join(d.property for d in f.differences)})" if f.differences else "")
+                for f in report.drifted
+            )
+            if before != deployment.drift_status or news:
+                events.append(
+                    deployment,
+                    kind="drift",
+                    message=f"Drift found: {summary}. Deploying the design again puts it back.",
+                    state=deployment.status,
+                    data=report.to_json(),
+                )
+                audit_record(
+                    action=A.DEPLOYMENT_DRIFTED,
+                    actor=user,
+                    actor_name="" if user else "drift check",
+                    team=deployment.team,
+                    obj=deployment,
+                    data=report.to_json(),
+                )
+        elif before == constants.DriftStatus.DRIFTED:
+            events.append(
+                deployment,
+                kind="drift",
+                message="In sync: every resource is as Gantry applied it.",
+                state=deployment.status,
+            )
+    return report
+
+
+def deployments_drift_due(*, interval: float) -> list[int]:
+    """Live deployments with no run in progress whose last drift check is older than
+    ``interval`` seconds (or that were never checked)."""
+    cutoff = timezone.now() - timedelta(seconds=interval)
+    return list(
+        Deployment.objects.exclude(status__in=[*Deployment.ACTIVE, *constants.GONE])
+        .filter(Q(drift_checked_at__isnull=True) | Q(drift_checked_at__lt=cutoff))
+        .values_list("pk", flat=True)
+    )

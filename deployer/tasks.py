@@ -132,6 +132,31 @@ def reap() -> None:
     services.deployments_reap()
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def check_drift(deployment_id: int) -> None:
+    """One deployment's drift check (the page's and the API's "Check drift now", and beat's)."""
+    from deployer.models import Deployment
+
+    deployment = Deployment.objects.filter(pk=deployment_id).first()
+    if deployment is None:
+        return
+    try:
+        services.deployment_drift_check(deployment=deployment)
+    except services.DeploymentBusy as exc:
+        logger.info("deployment %s: drift not checked: %s", deployment_id, exc)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def check_drift_everywhere() -> None:
+    """Beat: every live deployment whose last drift check is older than
+    GANTRY_DRIFT_INTERVAL gets one (spread over the workers, one task each)."""
+    interval = float(getattr(settings, "GANTRY_DRIFT_INTERVAL", 3600))
+    if interval <= 0:
+        return
+    for deployment_id in services.deployments_drift_due(interval=interval):
+        check_drift.delay(deployment_id)
+
+
 def schedule(deployment_id: int, token: str, delay: float) -> None:
     """Enqueue the next pass once the current transaction commits."""
     transaction.on_commit(

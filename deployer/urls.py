@@ -4,11 +4,9 @@ from deployer import views
 
 app_name = "deployer"
 
+# Mounted through pages/urls.py, which adds the deployment's own page (pages/deployment.py).
 urlpatterns = [
     path("", views.deployment_list, name="deployment_list"),
-    path("<id:pk>/", views.deployment_detail, name="deployment_detail"),
-    path("<id:pk>/status.json", views.deployment_status, name="deployment_status"),
-    path("<id:pk>/diagram.svg", views.deployment_diagram, name="deployment_diagram"),
     path("<id:pk>/events/stream", views.deployment_stream, name="deployment_stream"),
     path("<id:pk>/cancel/", views.deployment_cancel, name="deployment_cancel"),
     path("<id:pk>/destroy/", views.deployment_destroy, name="deployment_destroy"),

@@ -1,26 +1,18 @@
-"""Deployment pages and the live event stream. Thin: services and selectors do the work."""
+"""Deployment actions (start, cancel, destroy), the list of deployments and the live event
+stream. Thin: services and selectors do the work. The deployment's own page (badges, the
+coloured diagram, the event log) composes the designer too and lives in the page layer
+(``pages/deployment.py``)."""
 
 from __future__ import annotations
-
-import hashlib
-import json
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    JsonResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from deployer import selectors, services
-from deployer.graphs import deployment_graph
 from deployer.models import Deployment
 from deployer.stream import (
     StreamAccess,
@@ -30,7 +22,6 @@ from deployer.stream import (
     stream_open,
 )
 from designer import selectors as design_selectors
-from designer.diagram import render_svg
 from designer.services import SpecInvalid
 from gantry.parsing import IntegerInvalid, parse_id
 
@@ -77,63 +68,6 @@ def deployment_list(request: HttpRequest) -> HttpResponse:
         "deployer/deployment_list.html",
         {"deployments": deployments[:200], "statuses": Deployment.Status.choices, "status": status},
     )
-
-
-@login_required
-@require_GET
-def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
-    progress = selectors.deployment_progress(deployment)
-    graph = deployment_graph(deployment)
-    labels = {n.logical_id: n.meta.get("label", n.logical_id) for n in graph}
-    for row in progress["resources"]:
-        row["label"] = labels.get(row["logical_id"], row["logical_id"])
-    return render(
-        request,
-        "deployer/deployment_detail.html",
-        {
-            "deployment": deployment,
-            "progress": progress,
-            "svg": _diagram(deployment, progress),
-            # Up to the number the stream resumes after (data-last-seq), never past it: an
-            # event saved while this page renders arrives once, over the stream.
-            "events": list(
-                deployment.events.filter(seq__lte=deployment.last_event_seq).order_by("seq")
-            ),
-            "can_cancel": deployment.status
-            in (Deployment.Status.QUEUED, Deployment.Status.DEPLOYING)
-            and not deployment.cancel_requested,
-            "can_destroy": deployment.status in services.DESTROYABLE,
-        },
-    )
-
-
-def _diagram(deployment: Deployment, progress: dict) -> str:
-    states = {r["logical_id"]: r["state"] for r in progress["resources"]}
-    key = (
-        "deploy-diagram:"
-        + hashlib.sha256(json.dumps([deployment.pk, states], sort_keys=True).encode()).hexdigest()
-    )
-    svg = cache.get(key)
-    if svg is None:
-        svg = render_svg(deployment_graph(deployment), states=states)
-        cache.set(key, svg, 3600)
-    return svg
-
-
-@login_required
-@require_GET
-def deployment_status(request: HttpRequest, pk: int) -> JsonResponse:
-    deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
-    return JsonResponse(selectors.deployment_progress(deployment))
-
-
-@login_required
-@require_GET
-def deployment_diagram(request: HttpRequest, pk: int) -> HttpResponse:
-    deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
-    progress = selectors.deployment_progress(deployment)
-    return HttpResponse(_diagram(deployment, progress), content_type="image/svg+xml")
 
 
 @login_required

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 R = ResourceState
 ACT = ResourceAction
+#: Types compared whole (``deployer.drift``): the pseudo-property listing what is on them.
+CONTAINERS = {"AWS::EC2::SecurityGroup": "Rules", "AWS::EC2::RouteTable": "Routes"}
 
 
 def _setting(name: str, default: float) -> float:
@@ -74,12 +76,19 @@ def resolve(value: Any, records: dict[str, Any]) -> Any:
 
 
 def node_properties(node: ResourceNode, records: dict[str, Any], ctx: AwsContext) -> dict:
-    """The properties a handler is given: Refs resolved, and the names AWS makes unique per
-    account made unique to this deployment (``designer/names.py``)."""
+    """The properties a handler is given, and what is recorded as applied: Refs resolved, the
+    names AWS makes unique per account made unique to this deployment (``designer/names.py``),
+    and ``Tags`` with the gantry tags the resource carries (so an update never removes them and
+    a drift check sees one taken off by hand)."""
     props = resolve(node.properties, records)
     named = UNIQUE_NAMES.get(node.type)
     if named and isinstance(props.get(named[0]), str):
         props[named[0]] = ctx.unique_name(node, props[named[0]], named[1])
+    if isinstance(props.get("Tags"), list):
+        planned = {t["Key"]: t for t in props["Tags"] if isinstance(t, dict) and "Key" in t}
+        for key, value in ctx.tag_dict(node).items():
+            planned[key] = {**planned.get(key, {}), "Key": key, "Value": value}
+        props["Tags"] = list(planned.values())
     return props
 
 
@@ -329,6 +338,12 @@ class Walk:
                 except Unresolvable as exc:
                     props = exc
                 before = record.applied or record.prior_applied or {}
+                if (
+                    record.action == ACT.UPDATE
+                    and record.type in CONTAINERS
+                    and isinstance(props, dict)
+                ):
+                    before, props = self.container_change(record, before, props)
                 jobs.append(
                     (
                         node,
@@ -349,6 +364,20 @@ class Walk:
             if failed:
                 return True
         return False
+
+    def container_change(
+        self, record: Any, before: dict[str, Any], after: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A security group or route table is changed whole: what may stay on it (the planned
+        rules or routes, ``after``), and what the last drift check found on it (``before``),
+        so an update removes what was added by hand."""
+        from deployer.drift import expected_properties
+
+        key = CONTAINERS[record.type]
+        expected = expected_properties(self.records, self.ctx).get(id(record), {})
+        found = [d for d in record.drift_differences or [] if d.get("property") == key]
+        before = {**before, key: found[0].get("actual") if found else []}
+        return before, {**after, key: expected.get(key, [])}
 
     def aws_step(self, job: tuple) -> Step:
         """The AWS half of a step, run in a pool thread: find or create (or update), then look.

@@ -112,22 +112,35 @@ class Assumptions:
 
     @classmethod
     def from_mapping(cls, data: Any) -> tuple[Assumptions, list[Issue]]:
-        """Assumptions from user input (a form's strings or JSON numbers), and field-keyed errors.
+        """Assumptions from user input and field-keyed errors (:meth:`read` without its
+        notes)."""
+        assumptions, errors, _capped = cls.read(data)
+        return assumptions, errors
+
+    @classmethod
+    def read(cls, data: Any) -> tuple[Assumptions, list[Issue], list[Issue]]:
+        """Assumptions from user input (a form's strings or JSON numbers), field-keyed errors,
+        and a note for each value that was capped.
 
         Never raises. Errors are :class:`~designer.spec.Issue` objects whose ``field`` is the
         assumption's name, like the spec's (``"assumptions"`` for an unknown name or a document
         that is not an object). A missing or null field keeps its default; a bad one (not a
         number, not finite, negative) is reported and keeps its default; a value outside
-        :data:`ASSUMPTION_BOUNDS` is clamped to the nearest bound.
+        :data:`ASSUMPTION_BOUNDS` is clamped to the nearest bound, and the note says so (code
+        ``"capped"``): an estimate that quietly used another number than the one typed would
+        mislead.
         """
         if data is None:
-            return cls(), []
+            return cls(), [], []
         if not isinstance(data, Mapping):
-            return cls(), [
-                Issue("assumptions", "expected an object of assumption names to numbers")
-            ]
+            return (
+                cls(),
+                [Issue("assumptions", "expected an object of assumption names to numbers")],
+                [],
+            )
         values: dict[str, Any] = {}
         errors: list[Issue] = []
+        capped: list[Issue] = []
         for key, raw in data.items():
             bounds = ASSUMPTION_BOUNDS.get(key) if isinstance(key, str) else None
             if bounds is None:
@@ -143,9 +156,26 @@ class Assumptions:
             if problem:
                 errors.append(Issue(name, problem))
                 continue
-            number = min(max(number, bounds.low), bounds.high)
-            values[name] = round(number) if bounds.integer else number
-        return cls(**values), errors
+            clamped = min(max(number, bounds.low), bounds.high)
+            if clamped != number:
+                side = "largest" if number > bounds.high else "smallest"
+                limit = f"{clamped:,.0f}" if clamped == int(clamped) else f"{clamped:,}"
+                capped.append(
+                    Issue(
+                        name,
+                        f"{_shown(raw)} is outside what the estimate allows; it uses the "
+                        f"{side} value, {limit}",
+                        code="capped",
+                        params=(("limit", clamped),),
+                    )
+                )
+            values[name] = round(clamped) if bounds.integer else clamped
+        return cls(**values), errors, capped
+
+
+def _shown(raw: Any) -> str:
+    text = raw.strip() if isinstance(raw, str) else repr(raw)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def _number(raw: Any) -> tuple[float, str | None]:
@@ -157,8 +187,13 @@ def _number(raw: Any) -> tuple[float, str | None]:
         except OverflowError:  # an int beyond float range
             return 0.0, "enter a smaller number"
     elif isinstance(raw, str):
+        text = raw.strip().replace(",", "")
+        # float() reads Arabic-Indic and other Unicode digits too; a person typing a cost
+        # assumption means ASCII digits, as everywhere else in Gantry.
+        if not text.isascii():
+            return 0.0, f"{raw!r} is not a number; enter the digits 0-9 only, e.g. 100"
         try:
-            number = float(raw.strip().replace(",", ""))
+            number = float(text)
         except ValueError:
             return 0.0, f"{raw!r} is not a number; enter digits only, e.g. 100"
     else:

@@ -43,7 +43,7 @@ import re
 import struct
 import subprocess
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -59,29 +59,27 @@ from diagrams.onprem.network import Internet
 from designer.graph import Ref, ResourceGraph, ResourceNode
 
 __all__ = [
-    "DEPLOY_STATES",
-    "STATE_COLORS",
     "DiagramError",
+    "StateMark",
     "diagram_source",
     "render",
     "render_png",
     "render_svg",
 ]
 
-#: Border and text colour of a node or cluster per deployment state. The state is also written
-#: into the label, so colour is never the only signal.
-STATE_COLORS: dict[str, str] = {
-    "pending": "#6E7781",
-    "creating": "#0969DA",
-    "ready": "#1A7F37",
-    "failed": "#CF222E",
-    "deleting": "#BC4C00",
-    "deleted": "#8C959F",
-}
 
-#: Deployment states, most urgent first: an element that stands for several resources shows
-#: the most urgent state among them.
-DEPLOY_STATES: tuple[str, ...] = ("failed", "deleting", "creating", "pending", "ready", "deleted")
+@dataclass(frozen=True)
+class StateMark:
+    """How one resource's deployment state is drawn: its words (written into the label, so
+    colour is never the only signal), the border and text colour, and its urgency (lower is
+    more urgent: an element that stands for several resources shows the most urgent state
+    among them). The caller decides what states there are and how they look (the deployment
+    page's badges, ``pages/states.py``); the diagram only draws them."""
+
+    text: str
+    colour: str
+    urgency: int = 0
+
 
 #: Longest one ``dot`` run may take before the render is abandoned.
 DOT_TIMEOUT_SECONDS = 10
@@ -127,7 +125,9 @@ _NODE_ATTR = {
     "fontsize": "11",
     "fontcolor": _TEXT,
 }
-_EDGE_ATTR = {"color": "#7B8894", "fontname": _FONT, "fontsize": "10", "fontcolor": _TEXT}
+# No text is smaller than 11 units, so the page's default zoom of one unit per CSS pixel
+# shows every label at 11 px or more.
+_EDGE_ATTR = {"color": "#7B8894", "fontname": _FONT, "fontsize": "11", "fontcolor": _TEXT}
 _ICON_PT = 44
 _COPY_ICON_PT = 28
 
@@ -225,7 +225,7 @@ class DiagramError(RuntimeError):
 # Public API
 
 
-def render_svg(graph: ResourceGraph, *, states: dict[str, str] | None = None) -> str:
+def render_svg(graph: ResourceGraph, *, states: Mapping[str, StateMark] | None = None) -> str:
     """The diagram as SVG markup that can be inlined in HTML or served as a file.
 
     Icons are embedded as ``data:`` URIs because the SVG is viewed on other machines, where the
@@ -237,7 +237,7 @@ def render_svg(graph: ResourceGraph, *, states: dict[str, str] | None = None) ->
     return _finish_svg(raw)
 
 
-def render_png(graph: ResourceGraph, *, states: dict[str, str] | None = None) -> bytes:
+def render_png(graph: ResourceGraph, *, states: Mapping[str, StateMark] | None = None) -> bytes:
     """The diagram as PNG bytes, for download (graphviz reads the icons from disk itself)."""
     return _run_dot(diagram_source(graph, states=states), "png", f"-Gdpi={PNG_DPI}")
 
@@ -246,7 +246,7 @@ def render(
     graph: ResourceGraph,
     fmt: Literal["svg", "png"],
     *,
-    states: dict[str, str] | None = None,
+    states: Mapping[str, StateMark] | None = None,
 ) -> str | bytes:
     """Render in a format chosen at run time: ``"svg"`` gives ``str``, ``"png"`` gives ``bytes``."""
     if fmt == "svg":
@@ -256,7 +256,7 @@ def render(
     raise ValueError(f"unsupported diagram format {fmt!r}; use 'svg' or 'png'")
 
 
-def diagram_source(graph: ResourceGraph, *, states: dict[str, str] | None = None) -> str:
+def diagram_source(graph: ResourceGraph, *, states: Mapping[str, StateMark] | None = None) -> str:
     """The Graphviz DOT text of the diagram; deterministic, so it can be hashed or diffed."""
     return _Drawing(graph, dict(states or {})).source()
 
@@ -518,7 +518,7 @@ class _Group(Cluster):
 class _Drawing:
     """Everything the diagram shows, read from one graph, then emitted through ``diagrams``."""
 
-    def __init__(self, graph: ResourceGraph, states: dict[str, str]) -> None:
+    def __init__(self, graph: ResourceGraph, states: dict[str, StateMark]) -> None:
         self.graph = graph
         self.states = states
         self.vpcs = graph.of_type(_VPC)
@@ -828,7 +828,6 @@ class _Drawing:
 
     def _state(self, logical_id: str) -> tuple[str, str] | None:
         """(colour, text) of the most urgent state among an element and what it hosts."""
-        rank = {s: i for i, s in enumerate(DEPLOY_STATES)}
         seen = [
             (self.states[lid], lid)
             for lid in [logical_id, *self.hosted.get(logical_id, [])]
@@ -836,9 +835,9 @@ class _Drawing:
         ]
         if not seen:
             return None
-        state, owner = min(seen, key=lambda s: rank.get(s[0], -1))
-        text = f"state: {state}" + ("" if owner == logical_id else f" ({owner})")
-        return STATE_COLORS.get(state, _MUTED), text
+        mark, owner = min(seen, key=lambda s: s[0].urgency)
+        text = f"state: {mark.text}" + ("" if owner == logical_id else f" ({owner})")
+        return mark.colour, text
 
     # -- labels ---------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from designer.spec import Issue
 
 LIST_FIELDS = ("public_subnet_cidrs", "lambda_subnet_cidrs", "api_subnet_cidrs")
 SCALAR_FIELDS = ("name", "region", "vpc_cidr", "nat", "api_kind")
-_DIGITS = re.compile(r"-?\d{1,9}")
+# ASCII digits only: ``\d`` would take Arabic-Indic (٤٤٣) or full-width digits, which int()
+# reads as 443; the validator refuses them with the usual port message instead.
+_DIGITS = re.compile(r"-?[0-9]{1,9}")
 
 
 def spec_from_form(data: QueryDict) -> tuple[dict[str, Any], list[Issue]]:
@@ -40,16 +42,26 @@ def spec_from_form(data: QueryDict) -> tuple[dict[str, Any], list[Issue]]:
     if port:
         spec["api_port"] = int(port) if _DIGITS.fullmatch(port) else port
     tags: dict[str, str] = {}
+    repeats: dict[str, int] = {}
     for key, value in zip(data.getlist("tag_key"), data.getlist("tag_value"), strict=False):
         key, value = key.strip(), value.strip()
         if not key and not value:
             continue
         if key in tags:
-            problems.append(
-                Issue("tags", f"tag {key!r} is given twice; keep one row per key", key=key)
-            )
+            repeats[key] = repeats.get(key, 1) + 1
             continue
         tags[key] = value
+    # One message per repeated key, however many rows repeat it.
+    for key, rows in repeats.items():
+        problems.append(
+            Issue(
+                "tags",
+                f"tag {key!r} is given in {rows} rows; keep one row per key",
+                key=key,
+                code="tag_repeated",
+                params=(("tag", key), ("rows", rows)),
+            )
+        )
     spec["tags"] = tags
     return spec, problems
 

@@ -63,6 +63,11 @@ LAMBDA_RUNTIME = "python3.12"
 LAMBDA_MEMORY_MB = 512
 LAMBDA_TIMEOUT_S = 15
 LAMBDA_ARCHITECTURE = "x86_64"
+#: Concurrent executions reserved for (and so the most allowed to) the function: the API behind
+#: it is one t3.micro, or at most ASG_MAX_DESIRED of them, which a burst of thousands of
+#: concurrent calls would only overwhelm; past this, Lambda throttles the caller instead. It is
+#: taken from the account's pool, which must keep 100 unreserved.
+LAMBDA_RESERVED_CONCURRENCY = 10
 LOG_RETENTION_DAYS = 30
 
 API_INSTANCE_TYPE = "t3.micro"
@@ -78,6 +83,9 @@ AL2023_IMAGE_ID = (
 ASG_MAX_DESIRED = 3
 #: TLS 1.3 with TLS 1.2 fallback: the ELB policy AWS recommends for new HTTPS listeners.
 ALB_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+#: Load balancer attributes that differ from AWS's defaults. Headers whose names are not valid
+#: HTTP are dropped rather than passed to the API (request smuggling through malformed headers).
+ALB_ATTRIBUTES = {"routing.http.drop_invalid_header_fields.enabled": "true"}
 
 LAMBDA_MANAGED_POLICIES = (
     # Create/delete the ENIs in the Lambda subnets, and write CloudWatch Logs.
@@ -693,6 +701,9 @@ class _Planner:
                 "IpAddressType": "ipv4",
                 "Subnets": [Ref(s) for s in self.api_subnets],
                 "SecurityGroups": [Ref("ApiSecurityGroup")],
+                "LoadBalancerAttributes": [
+                    {"Key": key, "Value": value} for key, value in ALB_ATTRIBUTES.items()
+                ],
             },
             group="api",
             label="Internal application load balancer",
@@ -841,6 +852,7 @@ class _Planner:
                 "Architectures": [LAMBDA_ARCHITECTURE],
                 "MemorySize": LAMBDA_MEMORY_MB,
                 "Timeout": LAMBDA_TIMEOUT_S,
+                "ReservedConcurrentExecutions": LAMBDA_RESERVED_CONCURRENCY,
                 "Role": Ref("LambdaRole", "Arn"),
                 "TracingConfig": {"Mode": "Active"},
                 "LoggingConfig": {"LogGroup": Ref("LambdaLogGroup")},

@@ -24,11 +24,12 @@ from designer.graph import ResourceGraph
 from designer.plan import plan
 from designer.spec import Issue, Spec, validate_spec
 from designer.tables import route_tables, security_group_rules
+from designer.wording import choice_words, page_issues
 
 logger = logging.getLogger(__name__)
 
 #: Bump when the preview's output changes shape, so stale cache entries are never served.
-PREVIEW_VERSION = "3"
+PREVIEW_VERSION = "4"
 
 
 def plan_document(*, spec: Spec, assumptions: Assumptions | None = None) -> dict[str, Any]:
@@ -116,6 +117,7 @@ def _render_panel(spec: Spec, assumptions: Assumptions) -> str:
     comparison = cost.get("nat_comparison")
     if comparison:
         comparison["delta_abs"] = abs(comparison["delta_monthly_usd"])
+        comparison["choice_words"] = choice_words("nat", comparison["choice"])
     context = {
         "svg": render_svg(graph),
         "summary": graph_summary(graph),
@@ -136,17 +138,20 @@ def design_preview(
 ) -> dict[str, Any]:
     """Validate a spec and, when it is valid, the rendered preview panel (cached by hash).
 
-    Returns ``{"valid", "errors", "warnings", "assumption_errors", "html"}``; ``html`` is None
-    when the spec is invalid so the page keeps showing the last valid topology.
+    Returns ``{"valid", "errors", "warnings", "assumption_errors", "assumption_notes",
+    "html"}``, each issue in the design form's words (``designer/wording.py``: this is what the
+    design page shows); ``html`` is None when the spec is invalid so the page keeps showing the
+    last valid topology. ``assumption_notes`` says which cost assumptions were capped.
     """
     result = validate_spec(spec_data)
-    assumptions, assumption_errors = Assumptions.from_mapping(assumptions_data or {})
+    assumptions, assumption_errors, capped = Assumptions.read(assumptions_data or {})
     errors = [*(extra_errors or []), *result.errors]
     out: dict[str, Any] = {
         "valid": not errors,
-        "errors": [e.to_json() for e in errors],
-        "warnings": [w.to_json() for w in result.warnings],
-        "assumption_errors": [e.to_json() for e in assumption_errors],
+        "errors": page_issues(errors),
+        "warnings": page_issues(result.warnings),
+        "assumption_errors": page_issues(assumption_errors),
+        "assumption_notes": page_issues(capped),
         "html": None,
     }
     if errors or result.spec is None:

@@ -183,6 +183,14 @@ class Issue:
     message: str
     index: int | None = None
     key: str | None = None
+    #: What kind of problem this is and its values (``"overlap"``, ``{"other_index": 0}``...),
+    #: so a page can say the same thing in its own words (``designer/wording.py``) while the
+    #: API and the CLI keep ``message``, in the spec's terms. Not part of the JSON form.
+    code: str = field(default="", compare=False, repr=False)
+    params: tuple[tuple[str, Any], ...] = field(default=(), compare=False, repr=False)
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"field": self.field, "message": self.message}
@@ -412,6 +420,11 @@ def _tag_text_ok(text: str) -> bool:
     return all(c.isalnum() or c in TAG_EXTRA_CHARS for c in text)
 
 
+def _tag_bad_chars(text: str) -> tuple[str, ...]:
+    """The characters of ``text`` a tag may not contain, each once, in the order typed."""
+    return tuple(dict.fromkeys(c for c in text if not (c.isalnum() or c in TAG_EXTRA_CHARS)))
+
+
 @dataclass
 class _Subnet:
     field: str
@@ -436,11 +449,32 @@ class _Checker:
         self.list_ok: dict[str, bool] = {}
         self.suggested: list[ipaddress.IPv4Network] = []
 
-    def error(self, field_name: str, message: str, index: int | None = None, **kw: Any) -> None:
-        self.errors.append(Issue(field_name, message, index, **kw))
+    def error(
+        self,
+        field_name: str,
+        message: str,
+        index: int | None = None,
+        *,
+        code: str = "",
+        key: str | None = None,
+        **params: Any,
+    ) -> None:
+        self.errors.append(
+            Issue(field_name, message, index, key, code=code, params=tuple(params.items()))
+        )
 
-    def warn(self, field_name: str, message: str, index: int | None = None) -> None:
-        self.warnings.append(Issue(field_name, message, index))
+    def warn(
+        self,
+        field_name: str,
+        message: str,
+        index: int | None = None,
+        *,
+        code: str = "",
+        **params: Any,
+    ) -> None:
+        self.warnings.append(
+            Issue(field_name, message, index, code=code, params=tuple(params.items()))
+        )
 
     def run(self) -> None:
         self.check_keys()
@@ -489,7 +523,7 @@ class _Checker:
                 self.error("spec", f"{_show(key)} is not a spec v1 field{hint}", key=key)
         for key in REQUIRED_FIELDS:
             if key not in self.data:
-                self.error(key, "is required")
+                self.error(key, "is required", code="required")
 
     def check_name(self) -> None:
         if "name" not in self.data:
@@ -601,7 +635,7 @@ class _Checker:
             self.subnets[name] = []
             ok = False
         elif not items and name != "public_subnet_cidrs":
-            self.error(name, 'needs at least one CIDR, e.g. ["10.0.1.0/24"]')
+            self.error(name, 'needs at least one CIDR, e.g. ["10.0.1.0/24"]', code="list_empty")
             ok = False
         self.list_ok[name] = ok
 
@@ -641,6 +675,8 @@ class _Checker:
                 f"{int(value.strip())}",
             )
         elif isinstance(value, str):
+            # Digits other than 0-9 (Arabic-Indic ٤٤٣, full-width ４４３) are not a port number
+            # either: AWS and every tool after it read ASCII digits only.
             self.error(
                 "api_port",
                 f"{_show(value)} is not a port number; give a whole number from {PORT_MIN} to "
@@ -673,41 +709,62 @@ class _Checker:
             )
             ok = False
         for key, value in tags.items():
-            message = self.tag_problem(key, value)
-            if message is not None:
-                self.error("tags", message, key=key if isinstance(key, str) else None)
+            problem = self.tag_problem(key, value)
+            if problem is not None:
+                message, code, params = problem
+                self.error(
+                    "tags", message, key=key if isinstance(key, str) else None, code=code, **params
+                )
                 ok = False
         if ok:
             self.clean["tags"] = tuple(sorted(tags.items()))
 
     @staticmethod
-    def tag_problem(key: Any, value: Any) -> str | None:
+    def tag_problem(key: Any, value: Any) -> tuple[str, str, dict[str, Any]] | None:
+        """``(message, code, params)`` for a tag that breaks a rule, or None."""
         allowed = "letters, digits, spaces and _ . : / = + - @"
         if not isinstance(key, str):
-            return f"tag key {key!r} must be a string"
+            return f"tag key {key!r} must be a string", "", {}
         shown = _show(key)
         if not 1 <= len(key) <= TAG_KEY_MAX:
-            return f"tag key {shown} must be 1 to {TAG_KEY_MAX} characters long"
+            return f"tag key {shown} must be 1 to {TAG_KEY_MAX} characters long", "", {}
         lowered = key.lower()
         for prefix in RESERVED_TAG_PREFIXES:
             if lowered.startswith(prefix):
                 owner = "AWS" if prefix == "aws:" else "Gantry, which tags its own resources there"
                 return (
-                    f"tag key {shown} uses the prefix {prefix!r}, reserved for {owner}; rename it"
+                    f"tag key {shown} uses the prefix {prefix!r}, reserved for {owner}; rename it",
+                    "",
+                    {},
                 )
         if key in RESERVED_TAG_KEYS:
-            return f"tag key {shown} is set by Gantry on every resource; use another key"
+            return f"tag key {shown} is set by Gantry on every resource; use another key", "", {}
         if not _tag_text_ok(key):
-            return f"tag key {shown} may contain only {allowed}"
+            return (
+                f"tag key {shown} may contain only {allowed}",
+                "tag_key_chars",
+                {"tag": key, "bad": _tag_bad_chars(key), "allowed": allowed},
+            )
         if not isinstance(value, str):
-            return f"the value of tag {shown} must be a string (put it in quotes), not {json_kind(value)}"
+            return (
+                f"the value of tag {shown} must be a string (put it in quotes), not "
+                f"{json_kind(value)}",
+                "",
+                {},
+            )
         if len(value) > TAG_VALUE_MAX:
             return (
                 f"the value of tag {shown} is {len(value)} characters long; "
-                f"the limit is {TAG_VALUE_MAX}"
+                f"the limit is {TAG_VALUE_MAX}",
+                "",
+                {},
             )
         if not _tag_text_ok(value):
-            return f"the value of tag {shown} may contain only {allowed}"
+            return (
+                f"the value of tag {shown} may contain only {allowed}",
+                "tag_value_chars",
+                {"tag": key, "bad": _tag_bad_chars(value), "allowed": allowed},
+            )
         return None
 
     # -- across fields ----------------------------------------------------------------------
@@ -721,6 +778,8 @@ class _Checker:
                 "public_subnet_cidrs",
                 f"is required when nat is {nat!r}: NAT gateways live in public subnets; "
                 f'give one CIDR per AZ, e.g. ["10.0.0.0/24"], or set nat to "none"',
+                code="nat_needs_public",
+                nat=nat,
             )
             return
         items = self.data["public_subnet_cidrs"]
@@ -731,6 +790,8 @@ class _Checker:
                 "public_subnet_cidrs",
                 f"needs at least one CIDR when nat is {nat!r}: NAT gateways live in public "
                 f'subnets; add one, e.g. ["10.0.0.0/24"], or set nat to "none"',
+                code="nat_needs_public",
+                nat=nat,
             )
         elif nat == "per_az":
             lambdas = self.data.get("lambda_subnet_cidrs")
@@ -740,6 +801,9 @@ class _Checker:
                     f"nat 'per_az' puts a NAT gateway in each AZ that has a Lambda subnet: give "
                     f"{len(lambdas)} public subnets (one per Lambda subnet), not {len(items)}; "
                     f"or use nat 'single'",
+                    code="per_az_count",
+                    need=len(lambdas),
+                    given=len(items),
                 )
 
     def check_api_count(self) -> None:
@@ -752,6 +816,9 @@ class _Checker:
                 f"an internal ALB needs subnets in at least {ALB_MIN_SUBNETS} Availability Zones: "
                 f"give {ALB_MIN_SUBNETS} or more API subnets (you gave {count}), "
                 f"or use api_kind 'ec2'",
+                code="alb_count",
+                need=ALB_MIN_SUBNETS,
+                given=count,
             )
 
     def check_placement(self) -> None:
@@ -776,7 +843,17 @@ class _Checker:
             free = self.suggest(vpc, subnet, inside)
             if free is not None:
                 message += f", e.g. {free}"
-            self.error(subnet.field, message, subnet.index)
+            self.error(
+                subnet.field,
+                message,
+                subnet.index,
+                code="overlap",
+                subnet=str(subnet.network),
+                other_field=clash.field,
+                other_index=clash.index,
+                other=str(clash.network),
+                example=str(free) if free is not None else "",
+            )
 
     def outside_message(
         self, subnet: _Subnet, vpc: ipaddress.IPv4Network, inside: list[_Subnet]
@@ -849,6 +926,7 @@ class _Checker:
                 "services reachable through VPC endpoints (Gantry creates one for Secrets Manager "
                 "in every design). Choose 'single' or 'per_az' if the Lambda must call the "
                 "internet",
+                code="nat_none",
             )
             public = self.data.get("public_subnet_cidrs")
             if isinstance(public, list | tuple) and public:
@@ -856,6 +934,7 @@ class _Checker:
                     "public_subnet_cidrs",
                     "public subnets are only used for NAT gateways; with nat 'none' they are not "
                     "created. Remove them, or choose nat 'single' or 'per_az'",
+                    code="public_unused",
                 )
         if nat == "single" and lambda_azs is not None and lambda_azs >= 2:
             self.warn(
@@ -863,6 +942,8 @@ class _Checker:
                 f"one NAT gateway serves Lambda subnets in {lambda_azs} Availability Zones: if its "
                 "AZ fails the others lose internet access, and their traffic pays cross-AZ data "
                 "charges. Choose 'per_az' for a NAT gateway in each AZ",
+                code="single_nat_azs",
+                azs=lambda_azs,
             )
 
     def warn_capacity(self) -> None:

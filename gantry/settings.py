@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "designer",
     "deployer",
     "audit",
+    "pages",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -72,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: Gantry's own 404 and 500 pages, also with DEBUG on (pages/errors.py).
+    "pages.errors.ErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "gantry.urls"
@@ -89,6 +92,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Formatting for people (durations, money, local times) in every app's templates.
+            "libraries": {"human": "gantry.human"},
         },
     },
 ]
@@ -207,6 +212,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers and beat log through LOGGING below (JSON lines in production), not Celery's own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+#: How often every live deployment's resources are compared with what was applied (seconds;
+#: 0 turns the periodic check off; "Check drift now" still works).
+GANTRY_DRIFT_INTERVAL = float(os.environ.get("GANTRY_DRIFT_INTERVAL", "3600"))
 CELERY_BEAT_SCHEDULE = {
     "reap-stalled-deployments": {
         "task": "deployer.tasks.reap",
@@ -214,6 +222,17 @@ CELERY_BEAT_SCHEDULE = {
     },
     # The summary entry of each closed window of failed authentications (audit/services.py).
     "close-audit-failure-windows": {"task": "audit.tasks.close_failure_windows", "schedule": 60.0},
+    **(
+        {
+            "check-drift": {
+                "task": "deployer.tasks.check_drift_everywhere",
+                # Often enough that a deployment is checked within about its interval.
+                "schedule": max(30.0, min(GANTRY_DRIFT_INTERVAL / 4, 900.0)),
+            }
+        }
+        if GANTRY_DRIFT_INTERVAL > 0
+        else {}
+    ),
 }
 
 REST_FRAMEWORK = {

@@ -21,6 +21,9 @@ echo "Database: ${DATABASE_URL:-sqlite (default)}"
 
 $BIN/ruff check .
 $BIN/ruff format --check .
+# The apps' boundaries ([tool.importlinter] in pyproject.toml): designer, teams and audit never
+# import the deployer; pages compose them.
+$BIN/lint-imports
 $BIN/python manage.py check --fail-level WARNING
 $BIN/python manage.py makemigrations --check --dry-run >/dev/null \
   || { echo "Model changes without a migration: run manage.py makemigrations" >&2; exit 1; }

@@ -4,7 +4,7 @@ from teams import views
 
 app_name = "teams"
 
+# Mounted through pages/urls.py, which adds the team's own page (pages/team.py).
 urlpatterns = [
     path("", views.team_list, name="team_list"),
-    path("<slug:slug>/", views.team_detail, name="team_detail"),
 ]

@@ -3,13 +3,14 @@ configured one is not reachable), real processes for the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -153,13 +154,9 @@ def member_client(client, member):
     return client
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server over HTTP (the AWS emulator), started for the test session.
-
-    AWS itself cannot exist here; moto is the stand-in, reached over HTTP exactly as a real
-    endpoint would be.
-    """
+@contextlib.contextmanager
+def _moto_server(**env: str) -> Iterator[str]:
+    """A moto server process over HTTP with ``env`` added to its environment, and its URL."""
     server = shutil.which("moto_server") or os.path.join(
         os.path.dirname(sys.executable), "moto_server"
     )
@@ -168,8 +165,7 @@ def moto_endpoint() -> Iterator[str]:
         [server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # AWS's managed policies (AWSLambdaVPCAccessExecutionRole...) exist in every account.
-        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+        env={**os.environ, **env},
     )
     for _ in range(200):
         if _reachable("127.0.0.1", port):
@@ -178,14 +174,35 @@ def moto_endpoint() -> Iterator[str]:
     else:
         proc.kill()
         pytest.fail("moto_server did not start")
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server over HTTP (the AWS emulator), started for the test session.
+
+    AWS itself cannot exist here; moto is the stand-in, reached over HTTP exactly as a real
+    endpoint would be.
+    """
+    # AWS's managed policies (AWSLambdaVPCAccessExecutionRole...) exist in every account.
+    with _moto_server(MOTO_IAM_LOAD_MANAGED_POLICIES="true") as url:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        yield url
+
+
+@pytest.fixture
+def start_moto() -> Iterator[Callable[..., str]]:
+    """``start_moto(VAR="value")``: another moto server of the test's own, for the settings
+    moto reads from its process environment (``MOTO_LAMBDA_CONCURRENCY_QUOTA``...); stopped
+    after the test."""
+    with contextlib.ExitStack() as servers:
+        yield lambda **env: servers.enter_context(_moto_server(**env))
 
 
 @pytest.fixture(autouse=True)
@@ -433,14 +450,15 @@ def static_root(tmp_path_factory) -> str:
     return str(root)
 
 
-def served_env(worker_env: dict, static_root: str) -> dict[str, str]:
-    """The environment of a web server in a test: production settings (DEBUG off) against the
-    test database, the test's Redis, Celery queue and sandbox; only TLS relaxed for loopback."""
+def served_env(worker_env: dict, static_root: str, *, debug: bool = False) -> dict[str, str]:
+    """The environment of a web server in a test: production settings (DEBUG off, or on as
+    ``make run`` serves it) against the test database, the test's Redis, Celery queue and
+    sandbox; only TLS relaxed for loopback."""
     import uuid
 
     env = {
         **worker_env["env"],
-        "DEBUG": "0",
+        "DEBUG": "1" if debug else "0",
         "SECRET_KEY": uuid.uuid4().hex * 2,
         "SECURE_SSL_REDIRECT": "0",
         "SECURE_COOKIES": "0",
@@ -455,14 +473,16 @@ def served_env(worker_env: dict, static_root: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def web_server(worker_env, static_root) -> Iterator[str]:
+def web_server(request, worker_env, static_root) -> Iterator[str]:
     """Gantry served as in production: uvicorn running gantry.asgi:application in its own
     process on a free port, with DEBUG off, against the test database, the test's Redis,
-    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback."""
+    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback.
+    A test marked ``debug_server`` gets it with DEBUG on, as ``make run`` serves it."""
     import requests
 
+    debug = request.node.get_closest_marker("debug_server") is not None
     port = _free_port()
-    env = served_env(worker_env, static_root)
+    env = served_env(worker_env, static_root, debug=debug)
     log_path = f"/tmp/gantry-test-web-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -532,13 +552,15 @@ def browser():
 @pytest.fixture
 def new_page(browser, web_server):
     """Open pages on the served app: ``new_page()`` gives a page in a fresh browser context
-    (its own cookies: its own user); ``new_page(context=page.context)`` another tab of it."""
+    (its own cookies: its own user); ``new_page(context=page.context)`` another tab of it.
+    ``width``/``height`` size the window; ``timezone_id`` (``"Asia/Kolkata"``) is the viewer's
+    time zone, UTC by default."""
     contexts = []
 
-    def make(context=None):
+    def make(context=None, *, width: int = 1500, height: int = 1100, **options):
         if context is None:
             context = browser.new_context(
-                viewport={"width": 1500, "height": 1100}, base_url=web_server
+                viewport={"width": width, "height": height}, base_url=web_server, **options
             )
             contexts.append(context)
         page = context.new_page()

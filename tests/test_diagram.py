@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from designer.diagram import (
-    STATE_COLORS,
     DiagramError,
     diagram_source,
     render,
@@ -27,6 +26,7 @@ from designer.diagram import (
 from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import Spec
+from pages.states import BY_KEY, diagram_marks
 from tests.specs import ARTICLE, TWO_AZ
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -287,8 +287,10 @@ def node_text(root: ET.Element, node_id: str) -> str:
 def test_failed_node_is_coloured_and_says_so():
     graph = plan(TWO_AZ)
     plain = render_svg(graph)
-    svg = render_svg(graph, states={"NatGateway1": "failed", "LambdaFunction": "ready"})
-    red, green = STATE_COLORS["failed"].lower(), STATE_COLORS["ready"].lower()
+    svg = render_svg(
+        graph, states=diagram_marks({"NatGateway1": "failed", "LambdaFunction": "ready"})
+    )
+    red, green = BY_KEY["failed"].colour.lower(), BY_KEY["ready"].colour.lower()
     assert red not in plain.lower()
     root = parse(svg)
     nat = groups(root, "node")["NatGateway1"]
@@ -303,22 +305,26 @@ def test_failed_node_is_coloured_and_says_so():
 
 def test_an_undrawn_resource_shows_its_state_on_its_owner():
     graph = plan(TWO_AZ)
-    root = parse(render_svg(graph, states={"NatEip1": "failed", "NatGateway1": "ready"}))
+    root = parse(
+        render_svg(graph, states=diagram_marks({"NatEip1": "failed", "NatGateway1": "ready"}))
+    )
     assert "state: failed (NatEip1)" in node_text(root, "NatGateway1")
-    root = parse(render_svg(graph, states={"LambdaToApiEgress": "creating"}))
+    root = parse(render_svg(graph, states=diagram_marks({"LambdaToApiEgress": "creating"})))
     assert "state: creating (LambdaToApiEgress)" in node_text(root, "LambdaFunction")
 
 
 def test_subnet_and_vpc_states_colour_their_clusters():
     graph = plan(TWO_AZ)
-    root = parse(render_svg(graph, states={"ApiSubnet2": "deleting", "Vpc": "ready"}))
+    root = parse(
+        render_svg(graph, states=diagram_marks({"ApiSubnet2": "deleting", "Vpc": "ready"}))
+    )
     clusters = groups(root, "cluster")
     subnet = clusters["cluster_ApiSubnet2"]
-    orange = STATE_COLORS["deleting"].lower()
+    orange = BY_KEY["deleting"].colour.lower()
     assert any(p.get("stroke") == orange for p in subnet.iter(f"{SVG}path"))
     assert "state: deleting" in [t.text for t in subnet.iter(f"{SVG}text")]
     # The VPC's colour is not inherited by the clusters inside it.
-    green = STATE_COLORS["ready"].lower()
+    green = BY_KEY["ready"].colour.lower()
     az = clusters["cluster_vpc0_az0"]
     assert all(p.get("stroke") != green for p in az.iter(f"{SVG}path"))
 
@@ -327,7 +333,7 @@ def test_subnet_and_vpc_states_colour_their_clusters():
 def test_every_resource_state_shows_somewhere(spec):
     graph = plan(spec)
     for node in graph:
-        source = diagram_source(graph, states={node.logical_id: "failed"})
+        source = diagram_source(graph, states=diagram_marks({node.logical_id: "failed"}))
         assert "state: failed" in source, f"{node.logical_id} ({node.type}) has no place"
 
 

@@ -31,7 +31,6 @@ from typing import Any
 import boto3
 import pytest
 
-from deployer import artifacts
 from deployer.resources import handler_for
 from deployer.resources._compute import derived_token, request_token, resolve_image_id
 from deployer.resources.base import (
@@ -49,11 +48,26 @@ from deployer.resources.certificate import self_signed_pem
 from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import DEFAULT_SPEC, validate_spec
+from workload import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
-API_SERVER = REPO / "deployer" / "userdata" / "api_server.py"
-PREPARE_SH = REPO / "deployer" / "userdata" / "prepare.sh"
+API_SERVER = REPO / "workload" / "userdata" / "api_server.py"
+PREPARE_SH = REPO / "workload" / "userdata" / "prepare.sh"
 
+
+#: A role trust policy that lets Lambda assume the role.
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -161,20 +175,8 @@ def world(aws_context):
         Tags=gantry_tags(ctx, "ApiSecret"),
     )["ARN"]
     iam = client(ctx, "iam")
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
     role_arn = iam.create_role(
-        RoleName=f"{ctx.deployment_tag}-lambda-role", AssumeRolePolicyDocument=trust
+        RoleName=f"{ctx.deployment_tag}-lambda-role", AssumeRolePolicyDocument=LAMBDA_TRUST
     )["Role"]["Arn"]
     profile_name = f"{ctx.deployment_tag}-api-instance-profile"
     profile_arn = iam.create_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"][
@@ -249,6 +251,36 @@ def test_user_data_renders_a_valid_script_without_the_credential():
             artifacts.render_user_data(**{**kwargs, **bad})
 
 
+def fn_sub(text: str, variables: dict[str, str]) -> str:
+    """CloudFormation's ``Fn::Sub`` of ``text``: ``${Name}`` replaced, ``${!x}`` kept as
+    ``${x}`` (its documented escape)."""
+
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        return "${" + name[1:] + "}" if name.startswith("!") else variables[name]
+
+    return re.sub(r"\$\{([^}]*)\}", one, text)
+
+
+@pytest.mark.parametrize("anonymous_liveness", [True, False])
+def test_user_data_for_a_template_is_the_deployers_once_cloudformation_substitutes(
+    anonymous_liveness,
+):
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gantry/x/api-credential-AbCdEf"
+    template = artifacts.user_data_for_sub(
+        secret_variable="ApiSecret", api_port=8443, anonymous_liveness=anonymous_liveness
+    )
+    assert "${ApiSecret}" in template and "${AWS::Region}" in template
+    resolved = fn_sub(template, {"ApiSecret": arn, "AWS::Region": "eu-west-1"})
+    assert resolved == artifacts.render_user_data(
+        secret_arn=arn, region="eu-west-1", api_port=8443, anonymous_liveness=anonymous_liveness
+    )
+    with pytest.raises(ValueError):
+        artifacts.user_data_for_sub(
+            secret_variable="Api}Secret", api_port=443, anonymous_liveness=False
+        )
+
+
 # -- the two programs, for real -----------------------------------------------------------------
 
 
@@ -274,7 +306,7 @@ def _amazon_linux_python() -> str:
 
 @pytest.fixture
 def api_server(tmp_path):
-    """Start deployer/userdata/api_server.py (under Python 3.9, Amazon Linux 2023's python3,
+    """Start workload/userdata/api_server.py (under Python 3.9, Amazon Linux 2023's python3,
     when this machine has one) with a self-signed certificate and a credential file."""
     cert, key = self_signed_pem("localhost", ["localhost"])
     (tmp_path / "cert.pem").write_bytes(cert)
@@ -350,7 +382,7 @@ def test_api_server_behind_an_alb_answers_the_health_checker_without_credential(
 @pytest.fixture
 def lambda_module(monkeypatch, moto_endpoint):
     """The function's module, configured like the deployed function but against moto."""
-    from deployer.lambda_src import handler as module
+    from workload.lambda_src import handler as module
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -484,6 +516,9 @@ def test_lambda_function_lifecycle(world, aws_context):
         [known[("LambdaSubnet1", "Id")], known[("LambdaSubnet2", "Id")]]
     )
     assert config["Environment"]["Variables"]["API_SECRET_ARN"] == known[("ApiSecret", "Id")]
+    # CreateFunction cannot reserve concurrency: check_ready did, as the plan asks.
+    reserved = got["Concurrency"]["ReservedConcurrentExecutions"]
+    assert int(reserved) == node.properties["ReservedConcurrentExecutions"] == 10
 
     assert handler.find(ctx, node, props) == [name]
     # Another deployment never adopts it, although the name is the same.
@@ -491,6 +526,34 @@ def test_lambda_function_lifecycle(world, aws_context):
 
     delete_twice(ctx, node, name)
     assert handler.find(ctx, node, props) == []
+
+
+def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(start_moto):
+    from deployer.aws import client_factory
+
+    # An account whose Lambda concurrency quota is 105: moto enforces AWS's rule (100
+    # executions stay unreserved) only in a server started with a quota.
+    endpoint = start_moto(MOTO_LAMBDA_CONCURRENCY_QUOTA="105")
+    ctx = AwsContext(
+        deployment_tag=f"gd-test-{uuid.uuid4().hex[:8]}",
+        region="us-east-1",
+        client=client_factory(region="us-east-1", endpoint_url=endpoint),
+    )
+    role = client(ctx, "iam").create_role(
+        RoleName="quota-test", AssumeRolePolicyDocument=LAMBDA_TRUST
+    )["Role"]["Arn"]
+    node = make_plan("ec2")["LambdaFunction"]
+    client(ctx, "lambda").create_function(
+        FunctionName="quota-test",
+        Runtime="python3.12",
+        Handler="index.handler",
+        Role=role,
+        Code={"ZipFile": artifacts.lambda_zip()},
+    )
+    result = settle(ctx, node, "quota-test")
+    assert isinstance(result, Failed)
+    assert "cannot reserve 10 concurrent executions" in result.reason
+    assert "100" in result.reason
 
 
 def test_lambda_waits_for_iam_propagation(world):
@@ -654,6 +717,9 @@ def test_alb_stack_lifecycle(world):
     assert result.attributes == {"DNSName": lb["DNSName"]}
     assert lb["Scheme"] == "internal"
     assert len(lb["LoadBalancerName"]) <= 32
+    # CreateLoadBalancer takes no attributes: check_ready set the plan's.
+    attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb_arn)["Attributes"]
+    assert as_dict(attributes)["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert_gantry_tags(
         ctx, node, elbv2.describe_tags(ResourceArns=[lb_arn])["TagDescriptions"][0]["Tags"]
     )

@@ -459,6 +459,8 @@ def test_lambda_function(spec):
     assert props["Runtime"] == "python3.12"
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["Role"] == Ref("LambdaRole", "Arn")
+    # A burst is throttled at the function rather than piled onto the API's instances.
+    assert props["ReservedConcurrentExecutions"] == 10
     assert props["VpcConfig"] == {
         "SubnetIds": [Ref("LambdaSubnet1"), Ref("LambdaSubnet2")],
         "SecurityGroupIds": [Ref("LambdaSecurityGroup")],
@@ -549,6 +551,9 @@ def test_alb_api_is_an_internal_alb_over_an_auto_scaling_group(nat):
     assert lb["Subnets"] == [Ref("ApiSubnet1"), Ref("ApiSubnet2")]
     assert len(lb["Subnets"]) >= 2
     assert lb["SecurityGroups"] == [Ref("ApiSecurityGroup")]
+    assert lb["LoadBalancerAttributes"] == [
+        {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}
+    ]
 
     tg = graph["ApiTargetGroup"].properties
     assert (tg["Port"], tg["Protocol"], tg["HealthCheckPath"]) == (8443, "HTTPS", "/health")

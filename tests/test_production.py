@@ -304,7 +304,7 @@ def test_the_emulator_runs_only_under_the_sandbox_profile():
 
 #: Code that runs in AWS, not in Gantry's processes: the Lambda's handler and the API instance's
 #: server read variables the deployer sets for them, not an operator.
-_RUNS_IN_AWS = ("deployer/lambda_src/", "deployer/userdata/")
+_RUNS_IN_AWS = ("workload/lambda_src/", "workload/userdata/")
 #: Read by libraries from the process environment (boto3's credential chain and region).
 _READ_BY_LIBRARIES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
 

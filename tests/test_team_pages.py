@@ -19,13 +19,13 @@ A = AuditEntry.Action
 
 @pytest.fixture
 def deployed(team, other_team, member, outsider, settings):
-    """payments: ``web-api`` deployed at v1 (failed), edited, deployed at v2 (queued);
-    search: ``secret-api`` deployed once."""
+    """payments: ``web-api`` deployed at v1 (rolled back, so its stack is gone), edited,
+    deployed at v2 (a new deployment, queued); search: ``secret-api`` deployed once."""
     settings.GANTRY_SANDBOX_ENDPOINT = "http://127.0.0.1:9"
     design = design_create(team=team, user=member, spec_data={**DEFAULT_SPEC, "name": "web-api"})
     target = deployer_services.target_sandbox_ensure(team=team)
     first = deployer_services.deployment_start(design=design, target=target, user=member)
-    Deployment.objects.filter(pk=first.pk).update(status=Deployment.Status.FAILED)
+    Deployment.objects.filter(pk=first.pk).update(status=Deployment.Status.ROLLED_BACK)
     design = design_update(
         design=design,
         user=member,
@@ -70,7 +70,7 @@ def test_team_page_shows_the_whole_deployment_history_and_recent_entries(
     html = response.content.decode()
     assert [d.pk for d in response.context["page"].object_list] == [second.pk, first.pk]
     history = html[html.index('id="deployment-history"') : html.index('id="audit-heading"')]
-    for deployment, version, status in ((first, "v1", "Failed"), (second, "v2", "Queued")):
+    for deployment, version, status in ((first, "v1", "Rolled back"), (second, "v2", "Queued")):
         assert f'href="{reverse("deployer:deployment_detail", args=[deployment.pk])}"' in history
         assert version in history and status in history
     assert "web-api" in history and "sandbox" in history and "alice" in history

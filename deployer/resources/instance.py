@@ -2,7 +2,7 @@
 
 The image is the plan's ``resolve:ssm:`` Amazon Linux 2023 reference, resolved at create time
 (see ``_compute.resolve_image_id`` for the fallback chain). The user data is rendered by
-``deployer.artifacts.render_user_data``: an HTTPS ``/health`` API that reads (or, for an empty
+``workload.artifacts.render_user_data``: an HTTPS ``/health`` API that reads (or, for an empty
 secret, generates and stores) the credential in the secret named by ``meta["credential_from"]``.
 
 Physical id: the instance id. Attributes: ``PrivateDnsName`` (the Lambda's ``API_HOST``) and
@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.artifacts import render_user_data
 from deployer.resources._compute import (
     api_port,
     credential_secret_arn,
@@ -35,6 +34,7 @@ from deployer.resources._compute import (
 from deployer.resources._ec2 import is_not_found, not_visible_yet
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
+from workload.artifacts import render_user_data
 
 #: States find() counts: everything except terminated and shutting-down (being deleted).
 LIVE_STATES = ("pending", "running", "stopping", "stopped")

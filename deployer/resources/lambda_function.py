@@ -1,7 +1,10 @@
 """``AWS::Lambda::Function``: the function that calls the private API, in the Lambda subnets.
 
-The code is Gantry's own (``deployer/lambda_src/handler.py``), packaged by
-``deployer.artifacts.lambda_zip`` for the plan's ``meta["code"]`` placeholder.
+The code is Gantry's own (``workload/lambda_src/handler.py``), packaged by
+``workload.artifacts.lambda_zip`` for the plan's ``meta["code"]`` placeholder.
+
+``ReservedConcurrentExecutions`` is not a CreateFunction parameter: check_ready reserves it
+(PutFunctionConcurrency, effective when it answers) once the function is active.
 
 Physical id: the function *name* (CloudFormation's ``Ref``). The name comes from the plan, so a
 function of that name belonging to someone else makes CreateFunction fail with
@@ -19,11 +22,11 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.artifacts import lambda_zip
 from deployer.resources._compute import node_tags
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
+from workload.artifacts import lambda_zip
 
 #: CloudFormation properties passed to CreateFunction unchanged (same names in both).
 PASSTHROUGH = (
@@ -54,6 +57,40 @@ _PROPAGATION_MESSAGES = (
 
 def _is_not_found(exc: ClientError) -> bool:
     return error_code(exc) == "ResourceNotFoundException"
+
+
+def _reserve_concurrency(
+    ctx: AwsContext, node: ResourceNode, name: str, function: dict[str, Any]
+) -> Failed | None:
+    """Reserve the plan's ``ReservedConcurrentExecutions`` (CreateFunction cannot) unless
+    GetFunction already shows it. PutFunctionConcurrency takes effect when it answers, so the
+    function is ready in the same pass; a :class:`Failed` says why the account refused.
+
+    Done here rather than in create() so that a function found by its tags after a lost
+    create response gets its reservation too, like a security group's default egress rule.
+    """
+    wanted = node.properties.get("ReservedConcurrentExecutions")
+    if wanted is None:
+        return None
+    reserved = (function.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+    if reserved is not None and int(reserved) == int(wanted):
+        return None
+    try:
+        ctx.client("lambda").put_function_concurrency(
+            FunctionName=name, ReservedConcurrentExecutions=int(wanted)
+        )
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if error_code(exc) == "InvalidParameterValueException" and (
+            "UnreservedConcurrentExecution" in message
+        ):
+            return Failed(
+                f"the account cannot reserve {wanted} concurrent executions for the function: "
+                "Lambda keeps at least 100 of the account's quota unreserved (ask AWS Support "
+                "to raise the Lambda concurrent executions quota)"
+            )
+        raise
+    return None
 
 
 class LambdaFunctionHandler:
@@ -95,12 +132,13 @@ class LambdaFunctionHandler:
         self, ctx: AwsContext, node: ResourceNode, physical_id: str
     ) -> Ready | Pending | Failed:
         try:
-            config = ctx.client("lambda").get_function(FunctionName=physical_id)["Configuration"]
+            function = ctx.client("lambda").get_function(FunctionName=physical_id)
         except ClientError as exc:
             if _is_not_found(exc):
                 # Lambda is consistent right after CreateFunction: this one was deleted since.
                 return Failed(f"the function {physical_id} no longer exists")
             raise
+        config = function["Configuration"]
         state = config.get("State") or "Active"
         if state == "Pending":
             return Pending("Lambda is creating its network interfaces in the VPC (~1 minute)")
@@ -114,6 +152,9 @@ class LambdaFunctionHandler:
             reason = config.get("LastUpdateStatusReason") or "no reason given"
             return Failed(f"Lambda could not apply the function's configuration: {reason}")
         # Active, or Inactive (idle for weeks; the next invocation reactivates it).
+        refused = _reserve_concurrency(ctx, node, physical_id, function)
+        if refused is not None:
+            return refused
         return Ready({"Arn": config["FunctionArn"]})
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:

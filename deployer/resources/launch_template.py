@@ -4,7 +4,7 @@
 
 - the AMI, resolved from the plan's ``resolve:ssm:`` reference at create time (so a template
   version always names one image, as CloudFormation would record it);
-- the user data, rendered by ``deployer.artifacts.render_user_data`` (base64, as the
+- the user data, rendered by ``workload.artifacts.render_user_data`` (base64, as the
   launch-template API wants it; RunInstances encodes by itself, this API does not). Behind the
   ALB the API answers an unauthenticated ``/health`` with a bare 200, because the ALB health
   checker cannot send the credential;
@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.artifacts import render_user_data
 from deployer.resources._compute import (
     api_port,
     credential_secret_arn,
@@ -44,6 +43,7 @@ from deployer.resources.base import (
     Ready,
 )
 from designer.graph import ResourceNode
+from workload.artifacts import render_user_data
 
 #: The logical id the plan gives the Auto Scaling group that launches from this template: its
 #: instances are tagged as that node's.

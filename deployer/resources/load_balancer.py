@@ -8,7 +8,9 @@ Name: ``<deployment>-api-load-balancer`` shortened to ELBv2's 32 characters. Nam
 region, so CreateLoadBalancer (no idempotency token) retried after a lost response returns the
 same load balancer instead of a second one; find() still checks the gantry tags.
 
-On real AWS a new ALB is ``provisioning`` for 2-3 minutes before ``active``.
+On real AWS a new ALB is ``provisioning`` for 2-3 minutes before ``active``. The plan's
+``LoadBalancerAttributes`` (dropping invalid header fields) are set by check_ready once it is
+active, with ModifyLoadBalancerAttributes, in the same pass.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ def _describe(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
             return None
         raise
     return found["LoadBalancers"][0] if found["LoadBalancers"] else None
+
+
+def _apply_attributes(ctx: AwsContext, node: ResourceNode, arn: str) -> None:
+    """Set the plan's ``LoadBalancerAttributes`` that the load balancer does not show yet
+    (CreateLoadBalancer takes none). ModifyLoadBalancerAttributes takes effect when it answers,
+    and this runs on the pass that finds the load balancer active, so one found by its tags
+    after a lost create gets them too."""
+    wanted = {a["Key"]: a["Value"] for a in node.properties.get("LoadBalancerAttributes") or []}
+    if not wanted:
+        return
+    elbv2 = ctx.client("elbv2")
+    current = {
+        a["Key"]: a.get("Value")
+        for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    }
+    changes = [{"Key": k, "Value": v} for k, v in wanted.items() if current.get(k) != v]
+    if changes:
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=changes)
 
 
 class LoadBalancerHandler:
@@ -68,6 +88,7 @@ class LoadBalancerHandler:
         if code == "failed":
             reason = state.get("Reason") or "no reason given"
             return Failed(f"the load balancer could not be provisioned: {reason}")
+        _apply_attributes(ctx, node, physical_id)
         # active, or active_impaired (serving, with an AZ impaired): usable either way.
         return Ready({"DNSName": lb["DNSName"]})
 

@@ -18,7 +18,6 @@
   let inflight = null;
   let seq = 0;
   let submitting = false;
-  let diagramFullSize = false;
   // Errors only a save finds (another design of the team has this name...) are not in the
   // preview's answer: keep those of a refused save until the user changes something.
   let saveErrors = JSON.parse(document.getElementById("save-errors").textContent);
@@ -85,9 +84,27 @@
     }
     if (!target) target = form.querySelector(sel + ":not([data-index])");
     if (!target) target = form.querySelector('.field-error[data-error-for="spec"]');
-    target.textContent = (target.textContent ? target.textContent + " " : "") + issue.message;
+    show(target, issue.message);
+    // An error that follows from a choice too (NAT per AZ, an ALB) is also shown beside that
+    // choice, where the user has just made it; it still counts once.
+    (issue.also || []).forEach(function (field) {
+      const beside = form.querySelector('.field-error[data-error-for="' + CSS.escape(field) + '"]:not([data-index])');
+      if (beside) show(beside, issue.message);
+    });
+  }
+
+  function show(target, message) {
+    target.textContent = (target.textContent ? target.textContent + " " : "") + message;
     const input = target.id ? form.querySelector('[aria-describedby~="' + target.id + '"]') : null;
     if (input) input.setAttribute("aria-invalid", "true");
+  }
+
+  function placeNotes(notes) {
+    form.querySelectorAll(".field-note").forEach(function (el) { el.textContent = ""; });
+    notes.forEach(function (note) {
+      const el = form.querySelector('.field-note[data-note-for="' + CSS.escape(note.field) + '"]');
+      if (el) el.textContent = note.message;
+    });
   }
 
   function setValidity(errorCount) {
@@ -105,23 +122,18 @@
     warnings.forEach(function (w) {
       const li = document.createElement("li");
       li.dataset.field = w.field;
-      const code = document.createElement("code");
-      code.textContent = w.field;
-      li.append(code, " " + w.message);
+      const label = document.createElement("strong");
+      label.textContent = w.label + ":";
+      li.append(label, " " + w.message);
       warningList.append(li);
     });
     warningsBox.hidden = warnings.length === 0;
   }
 
-  // Fitted to the column, a diagram's labels are a few pixels tall: at full size (one viewBox
-  // unit per CSS pixel) they read at 11px, and the frame scrolls.
-  function sizeDiagram() {
-    const svg = preview.querySelector(".svg-wrap svg");
-    const button = preview.querySelector("[data-diagram-size]");
-    if (!svg || !button) return;
-    const width = svg.viewBox.baseVal ? svg.viewBox.baseVal.width : 0;
-    svg.style.width = diagramFullSize && width ? width + "px" : "";
-    button.textContent = diagramFullSize ? "Fit to width" : "Show at full size";
+  // The diagram zooms and pans (diagram.js); a view the reader chose survives each redraw.
+  function attachDiagram() {
+    const view = preview.querySelector("[data-diagram]");
+    if (view && window.GantryDiagram) window.GantryDiagram.attach(view, "design");
   }
 
   function apply(data) {
@@ -132,11 +144,12 @@
     clearErrors();
     errors.forEach(placeError);
     (data.assumption_errors || []).forEach(placeError);
+    placeNotes(data.assumption_notes || []);
     setValidity(errors.length);
     showWarnings(data.warnings);
     if (data.html) {
       preview.innerHTML = data.html;
-      sizeDiagram();
+      attachDiagram();
     }
     statusEl.textContent = data.valid
       ? "Preview up to date."
@@ -181,12 +194,6 @@
   form.addEventListener("change", function (ev) {
     if (ev.target.name === "region") relabelRows();
     schedule(ev);
-  });
-
-  preview.addEventListener("click", function (ev) {
-    if (!ev.target.closest("[data-diagram-size]")) return;
-    diagramFullSize = !diagramFullSize;
-    sizeDiagram();
   });
 
   form.addEventListener("click", function (ev) {
@@ -236,6 +243,7 @@
   });
 
   relabelRows();
+  attachDiagram();
   // Errors rendered by the server (a failed save) keep their aria-invalid; a fresh page
   // still asks once so that warnings and the preview reflect exactly what is in the form.
   refresh();

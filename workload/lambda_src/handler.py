@@ -3,7 +3,7 @@
 It is the whole point of the pattern made visible: a Lambda inside the VPC reads the credential
 from Secrets Manager (through the NAT gateway or the interface endpoint) and calls the internal
 API (the EC2 instance or the internal ALB) over HTTPS. It is packaged alone, as the zip's
-``index.py`` (see ``deployer/artifacts.py``), and runs on the python3.12 runtime, which ships
+``index.py`` (see ``workload/artifacts.py``), and runs on the python3.12 runtime, which ships
 boto3.
 
 Configuration comes from the environment the deployer sets:

@@ -2,7 +2,7 @@
 
 It is deliberately tiny (standard library only) because it stands for the team's real service:
 it proves the path Lambda -> (ALB) -> instance works end to end with TLS and the credential from
-Secrets Manager. ``deployer/artifacts.py`` embeds this file in the instance's user data; systemd
+Secrets Manager. ``workload/artifacts.py`` embeds this file in the instance's user data; systemd
 runs it as an unprivileged user (see ``api_health.sh``). It must run on Amazon Linux 2023's
 ``/usr/bin/python3`` (3.9), so it uses nothing newer.
 

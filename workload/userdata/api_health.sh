@@ -1,5 +1,5 @@
 #!/bin/bash
-# Gantry: first-boot setup of an internal API instance (rendered by deployer/artifacts.py).
+# Gantry: first-boot setup of an internal API instance (rendered by workload/artifacts.py).
 #
 # Installs a tiny HTTPS health API (server.py, Python standard library) as the systemd service
 # gantry-api, running as the unprivileged user gantry-api. Before every start of the service,
