@@ -508,9 +508,11 @@ def web_server(request, worker_env, static_root) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(base + "/login/", timeout=2).status_code == 200:
+                if requests.get(base + "/login/", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            # Not listening yet, or still importing on a loaded machine (the first page takes
+            # seconds there): keep asking until the deadline.
+            except requests.RequestException:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"uvicorn did not serve Gantry:\n{Path(log_path).read_text()}")
