@@ -46,6 +46,8 @@ bench: install
 	$(BIN)/python bench/preview_bench.py
 	$(BIN)/python bench/event_latency_bench.py
 	$(BIN)/python bench/deploy_bench.py
+	$(BIN)/python bench/stream_load_bench.py
+	$(BIN)/python bench/denied_lookup_bench.py
 
 ## The browser libraries served from static/vendor/ (never a CDN): installed from npm at the
 ## versions package-lock.json pins, and each built file copied with its licence. The copies are

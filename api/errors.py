@@ -9,16 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from api.services import TokenLimitReached
 from deployer.services import DeploymentConflict, InvalidTransition, TargetInUse
 from designer.services import DesignInUse, SpecInvalid
 from designer.spec import Issue
+from gantry.body_limit import body_limit, too_large_answer
 
 INVALID = "The request is invalid; see errors for each field."
 
@@ -69,6 +72,8 @@ def _deployment_ref(deployment) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, SpecInvalid):
         return Response(spec_invalid_body(exc.issues), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, TokenLimitReached):
+        return Response({"message": exc.messages[0]}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         errors = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -117,7 +122,19 @@ def _json_under_api(django_default, status: int, message):
     return handler
 
 
-handler400 = _json_under_api(defaults.bad_request, 400, "Bad request.")
+_bad_request = _json_under_api(defaults.bad_request, 400, "Bad request.")
+
+
+def handler400(request, exception=None):
+    """400, except a body over the limit (Django's ``RequestDataTooBig``): that is the 413
+    the ASGI layer gives (``gantry.body_limit``), JSON under ``/api/``, a page elsewhere."""
+    if isinstance(exception, RequestDataTooBig):
+        limit = body_limit(request.path)
+        content_type, body = too_large_answer(request.path, limit)
+        return HttpResponse(body, status=413, content_type=content_type)
+    return _bad_request(request, exception)
+
+
 handler403 = _json_under_api(
     defaults.permission_denied, 403, "Forbidden (a CSRF token is missing or wrong?)"
 )

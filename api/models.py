@@ -14,6 +14,10 @@ from django.conf import settings
 from django.db import models
 
 PREFIX = "gty_"
+#: A token's name: 1 to 80 characters with at least one that is not a space, and no control
+#: characters (the name is shown in lists, logs and CSV exports). The API's schema publishes
+#: this pattern and the service checks it, so both say the same.
+TOKEN_NAME_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]{1,80}$"  # noqa: S105 - a pattern
 
 
 def token_digest(key: str) -> str:

@@ -14,6 +14,7 @@ from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 from gantry import strict_json
+from gantry.parsing import IntegerInvalid, parse_int
 
 
 class BodyTooLarge(APIException):
@@ -29,8 +30,11 @@ class LimitedJSONParser(JSONParser):
         limit = settings.GANTRY_API_MAX_BODY
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(limit)
+        try:
+            if parse_int(declared, field="Content-Length", default=0) > limit:
+                raise BodyTooLarge(limit)
+        except IntegerInvalid:
+            raise ParseError("The Content-Length header is not a number of bytes.") from None
         data = stream.read(limit + 1) if stream is not None else b""
         if len(data) > limit:
             raise BodyTooLarge(limit)

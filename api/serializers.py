@@ -8,14 +8,22 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.models import ApiToken
+from api.fields import (
+    SpecField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    StrictRegexField,
+)
+from api.models import TOKEN_NAME_PATTERN, ApiToken
 from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
 from designer.export import OUTPUT_FORMATS
 from designer.models import Design, DesignVersion
 from teams.models import Membership, Team
 
-#: The largest id the database holds (a bigint); larger numbers are refused, not looked up.
-MAX_ID = 2**63 - 1
+#: A team named in a query: its id or its slug (Django's slug characters).
+TEAM_REF_PATTERN = r"^[-a-zA-Z0-9_]+$"
 #: The largest design version the database holds (a positive integer column).
 MAX_VERSION = 2**31 - 1
 
@@ -122,18 +130,16 @@ class DesignSerializer(serializers.ModelSerializer):
 
 
 class DesignCreateSerializer(serializers.Serializer):
-    team = serializers.IntegerField(
+    team = StrictIntegerField(
         required=False,
-        min_value=1,
-        max_value=MAX_ID,
         help_text="The team that owns the design; may be left out when the caller is in one "
         "team only.",
     )
-    spec = serializers.JSONField(help_text="Spec v1; `name` names the design.")
+    spec = SpecField(help_text="Spec v1; `name` names the design.")
 
 
 class DesignUpdateSerializer(serializers.Serializer):
-    spec = serializers.JSONField(help_text="The whole new spec; a new version is saved.")
+    spec = SpecField(help_text="The whole new spec; a new version is saved.")
 
 
 class DesignVersionSerializer(serializers.ModelSerializer):
@@ -145,7 +151,7 @@ class DesignVersionSerializer(serializers.ModelSerializer):
 
 
 class ValidateRequestSerializer(serializers.Serializer):
-    spec = serializers.JSONField(help_text="A spec to check; nothing is saved.")
+    spec = SpecField(help_text="A spec to check; nothing is saved.")
 
 
 class ValidateResponseSerializer(serializers.Serializer):
@@ -172,14 +178,12 @@ class PlanSerializer(serializers.Serializer):
 
 
 class TargetSerializer(serializers.ModelSerializer):
-    team = serializers.IntegerField(
+    team = StrictIntegerField(
         source="team_id",
         required=False,
-        min_value=1,
-        max_value=MAX_ID,
         help_text="The owning team; may be left out when the caller is in one team only.",
     )
-    external_id = serializers.CharField(
+    external_id = StrictCharField(
         write_only=True,
         required=False,
         allow_blank=True,
@@ -190,10 +194,10 @@ class TargetSerializer(serializers.ModelSerializer):
     endpoint_url = serializers.CharField(
         read_only=True, help_text="The emulator's URL for a sandbox target; empty for AWS."
     )
-    role_arn = serializers.CharField(required=False, allow_blank=True, max_length=2048)
-    name = serializers.CharField(max_length=60)
-    kind = serializers.ChoiceField(choices=Target.Kind.choices, required=False)
-    region = serializers.CharField(max_length=30, required=False)
+    role_arn = StrictCharField(required=False, allow_blank=True, max_length=2048)
+    name = StrictCharField(max_length=60)
+    kind = StrictChoiceField(choices=Target.Kind.choices, required=False)
+    region = StrictCharField(max_length=30, required=False)
 
     class Meta:
         model = Target
@@ -306,26 +310,40 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    design = serializers.IntegerField(
-        min_value=1, max_value=MAX_ID, help_text="The design to deploy (its current version)."
+    design = StrictIntegerField(help_text="The design to deploy (its current version).")
+    target = StrictIntegerField(
+        required=False, help_text="Where to deploy; the team's sandbox target when left out."
     )
-    target = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=MAX_ID,
-        help_text="Where to deploy; the team's sandbox target when left out.",
-    )
-    keep_on_failure = serializers.BooleanField(
+    keep_on_failure = StrictBooleanField(
         default=False,
         help_text="On failure leave the resources for debugging instead of rolling back.",
     )
 
 
-class DeploymentFilterSerializer(serializers.Serializer):
-    team = serializers.CharField(required=False, help_text="Team id or slug.")
-    design = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+class QuerySerializer(serializers.Serializer):
+    """Query parameters. DRF reads an empty one (``?team=``) as left out; the schema gives
+    each a type that ``""`` is not, so it is an error here too."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        errors = {
+            name: ["give a value, or leave the parameter out"]
+            for name in self.fields
+            if hasattr(data, "getlist") and "" in data.getlist(name)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class DeploymentFilterSerializer(QuerySerializer):
+    team = serializers.RegexField(
+        TEAM_REF_PATTERN, required=False, max_length=100, help_text="Team id or slug."
+    )
+    design = StrictIntegerField(query=True, required=False)
     status = serializers.MultipleChoiceField(choices=Deployment.Status.choices, required=False)
-    requested_by = serializers.CharField(required=False, help_text="A username.")
+    requested_by = serializers.CharField(
+        required=False, min_length=1, max_length=150, help_text="A username."
+    )
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -369,9 +387,9 @@ class EventPageSerializer(serializers.Serializer):
     finished = serializers.BooleanField(help_text="The deployment is in a terminal status.")
 
 
-class EventQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID, default=0)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=500)
+class EventQuerySerializer(QuerySerializer):
+    after = StrictIntegerField(query=True, required=False, min_value=0, default=0)
+    limit = StrictIntegerField(query=True, required=False, max_value=1000, default=500)
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -385,7 +403,12 @@ class TokenSerializer(serializers.ModelSerializer):
 
 
 class TokenCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=80, help_text="What the token is for.")
+    name = StrictRegexField(
+        TOKEN_NAME_PATTERN,
+        max_length=80,
+        help_text="What the token is for: 1 to 80 characters, not only spaces, no control "
+        "characters.",
+    )
 
 
 class TokenCreatedSerializer(TokenSerializer):

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from api.models import ApiToken, token_digest, token_generate
+from api.models import TOKEN_NAME_PATTERN, ApiToken, token_digest, token_generate
 from audit.services import A, audit_record
+from gantry.auth_guard import auth_token_forget
 
 MAX_ACTIVE_TOKENS = 20
+
+
+class TokenLimitReached(ValidationError):
+    """The user holds :data:`MAX_ACTIVE_TOKENS` active tokens: a conflict with what exists
+    (the API answers 409), not a malformed request."""
 
 
 @transaction.atomic
 def token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
     """A new token; returns it and its key, which is never shown or stored again."""
-    name = (name or "").strip()
-    if not name or len(name) > 80 or not name.isprintable():
-        raise ValidationError({"name": ["give the token a name of 1 to 80 printable characters"]})
+    if not isinstance(name, str) or not re.fullmatch(TOKEN_NAME_PATTERN, name):
+        raise ValidationError(
+            {"name": ["give the token a name of 1 to 80 characters without control characters"]}
+        )
+    name = name.strip()
     active = ApiToken.objects.filter(user=user, revoked_at__isnull=True)
     if active.count() >= MAX_ACTIVE_TOKENS:
-        raise ValidationError(
+        raise TokenLimitReached(
             {"name": [f"you already have {MAX_ACTIVE_TOKENS} active tokens; revoke one first"]}
         )
     key = token_generate()
@@ -36,6 +46,7 @@ def token_revoke(*, token: ApiToken, user: AbstractBaseUser) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        transaction.on_commit(lambda: auth_token_forget(token_digest=token.digest))
         audit_record(
             action=A.TOKEN_REVOKED,
             actor=user,

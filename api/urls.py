@@ -18,17 +18,17 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     # The paths have no trailing slash: a file name and a stream, not collections.
     path(
-        "designs/<int:pk>/diagram.svg",
+        "designs/<id:pk>/diagram.svg",
         views.DesignViewSet.as_view({"get": "diagram_svg"}),
         name="design-diagram-svg",
     ),
     path(
-        "designs/<int:pk>/diagram.png",
+        "designs/<id:pk>/diagram.png",
         views.DesignViewSet.as_view({"get": "diagram_png"}),
         name="design-diagram-png",
     ),
     path(
-        "deployments/<int:pk>/events/stream",
+        "deployments/<id:pk>/events/stream",
         views.DeploymentViewSet.as_view({"get": "stream"}),
         name="deployment-events-stream",
     ),

@@ -3,6 +3,7 @@ every change and hold every rule, and ``api.errors`` turns their exceptions into
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from typing import Any
 
@@ -16,7 +17,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -27,22 +28,30 @@ from rest_framework.throttling import UserRateThrottle
 from api import serializers as s
 from api.errors import spec_errors
 from api.models import ApiToken
+from api.selectors import token_is_active
 from api.services import token_create, token_revoke
-from audit.services import get_for_user_or_404
+from audit.services import audit_denied_later, get_for_user_or_404
 from deployer import events
 from deployer import selectors as deploy_selectors
 from deployer import services as deploy_services
 from deployer.models import Deployment, Target
-from deployer.stream import last_event_id, sse_response
+from deployer.stream import (
+    StreamAccess,
+    StreamRefused,
+    last_event_id,
+    session_stands,
+    stream_open,
+)
 from designer import selectors as design_selectors
 from designer.cost import Assumptions
 from designer.diagram import render_png, render_svg
 from designer.export import media_type, template_filename, template_text
-from designer.models import DesignVersion
+from designer.models import Design, DesignVersion
 from designer.plan import plan
 from designer.preview import plan_document
 from designer.services import SpecInvalid, design_create, design_delete, design_update
 from designer.spec import validate_spec
+from gantry.parsing import MAX_ID, IdConverter, IntegerInvalid, parse_id
 from teams.models import Team
 from teams.selectors import team_list
 
@@ -54,7 +63,18 @@ ERR = {
 }
 BAD = {400: OpenApiResponse(s.ErrorSerializer, description="Invalid input, field by field.")}
 THROTTLED = {429: OpenApiResponse(s.ErrorSerializer, description="Too many requests.")}
-ID_REGEX = r"[0-9]{1,18}"
+ID_REGEX = IdConverter.regex
+#: One Server-Sent Event of a deployment's stream (OpenAPI 3.0: the schema is per event).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["deployment"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's seq."},
+        "data": {"type": "string", "description": "The event as JSON, shaped as in /events/."},
+        "retry": {"type": "integer"},
+    },
+    "required": ["event", "data"],
+}
 ASSUMPTIONS = [f.name for f in fields(Assumptions)]
 
 
@@ -144,6 +164,9 @@ def _team_for(request: Request, team_id: int | None) -> Team:
     if team_id is not None:
         team = teams.filter(pk=team_id).first()
         if team is None:
+            audit_denied_later(
+                user=request.user, model=Team, path=request.path, field="team", pk=team_id
+            )
             raise ValidationError({"team": ["no team with this id among your teams"]})
         return team
     mine = list(Team.objects.filter(memberships__user=request.user)[:2])
@@ -174,6 +197,8 @@ SAVE_SCHEMA = {
     retrieve=extend_schema(summary="A team", responses={200: s.TeamSerializer, **ERR}),
 )
 class TeamViewSet(AuditedLookupMixin, viewsets.ReadOnlyModelViewSet):
+    """The caller's teams (every team for staff): the owners of designs, targets and deployments."""
+
     serializer_class = s.TeamSerializer
     lookup_value_regex = ID_REGEX
 
@@ -196,6 +221,8 @@ class DesignViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Designs: versioned specs of the pattern, each belonging to one team."""
+
     serializer_class = s.DesignSerializer
     lookup_value_regex = ID_REGEX
 
@@ -224,18 +251,22 @@ class DesignViewSet(
         return Response(data, status=201, headers={"Location": data["links"]["self"]})
 
     @extend_schema(summary="Save a new version of a design", **SAVE_SCHEMA)
-    def update(self, request: Request, pk: str) -> Response:
+    def update(self, request: Request, pk: str, partial: bool = False) -> Response:
         design = self.get_object()
-        body = s.DesignUpdateSerializer(data=request.data)
+        body = s.DesignUpdateSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
-        design = design_update(
-            design=design, user=request.user, spec_data=body.validated_data["spec"]
-        )
+        if "spec" in body.validated_data:
+            design = design_update(
+                design=design, user=request.user, spec_data=body.validated_data["spec"]
+            )
         return Response(s.DesignSerializer(design, context={"request": request}).data)
 
-    @extend_schema(summary="Save a new version (as PUT: the whole spec)", **SAVE_SCHEMA)
+    @extend_schema(
+        summary="Save a new version (the whole spec, as PUT); without `spec` nothing changes",
+        **SAVE_SCHEMA,
+    )
     def partial_update(self, request: Request, pk: str) -> Response:
-        return self.update(request, pk)
+        return self.update(request, pk, partial=True)
 
     @extend_schema(
         summary="Delete a design",
@@ -279,8 +310,9 @@ class DesignViewSet(
         parameters=[
             OpenApiParameter(
                 name,
-                OpenApiTypes.NUMBER,
-                description=f"Cost assumption {name} (see the design page).",
+                # Negative is refused; past the upper bound a value is clamped, not refused.
+                {"type": "number", "minimum": 0},
+                description=f"Cost assumption {name} (see the design page); at least 0.",
             )
             for name in ASSUMPTIONS
         ],
@@ -408,6 +440,8 @@ class DeploymentViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
+    """Deployments of designs to targets, with their resources and numbered events."""
+
     lookup_value_regex = ID_REGEX
 
     def get_serializer_class(self):
@@ -434,11 +468,12 @@ class DeploymentViewSet(
         query.is_valid(raise_exception=True)
         f = query.validated_data
         if "team" in f:
-            team = f["team"]
-            if team.isdigit() and len(team) <= 18:
-                qs = qs.filter(team_id=int(team))
-            else:
-                qs = qs.filter(team__slug=team)
+            team_id = parse_id(f["team"])
+            qs = (
+                qs.filter(team_id=team_id)
+                if team_id is not None
+                else qs.filter(team__slug=f["team"])
+            )
         if "design" in f:
             qs = qs.filter(design_id=f["design"])
         if f.get("status"):
@@ -503,6 +538,13 @@ class DeploymentViewSet(
                 return self._replay(earlier, data)
         design = design_selectors.design_list(user=request.user).filter(pk=data["design"]).first()
         if design is None:
+            audit_denied_later(
+                user=request.user,
+                model=Design,
+                path=request.path,
+                field="design",
+                pk=data["design"],
+            )
             raise ValidationError({"design": ["no design with this id among your teams' designs"]})
         if "target" in data:
             target = (
@@ -511,6 +553,13 @@ class DeploymentViewSet(
                 .first()
             )
             if target is None:
+                audit_denied_later(
+                    user=request.user,
+                    model=Target,
+                    path=request.path,
+                    field="target",
+                    pk=data["target"],
+                )
                 raise ValidationError({"target": ["no target with this id in the design's team"]})
         else:
             target = deploy_services.target_sandbox_ensure(team=design.team)
@@ -573,15 +622,54 @@ class DeploymentViewSet(
         description="`text/event-stream`: each event has `id: <seq>` and a JSON `data` line "
         "shaped like the JSON events. Reconnect with `Last-Event-ID` (browsers do it "
         "themselves) or `?after=N` to resume without losing or repeating any. The stream ends "
-        "after the event that puts the deployment in a terminal status.",
+        "after the event that puts the deployment in a terminal status; for a finished "
+        "deployment with nothing after the given event the answer is 204 at once. Each user "
+        "may hold `GANTRY_STREAMS_PER_USER` streams at a time (429 beyond), and a stream ends "
+        "within seconds of its token being revoked or its user leaving the team.",
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Resume after this event."),
-            OpenApiParameter("Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                description="Resume after this event.",
+            ),
+            OpenApiParameter(
+                "Last-Event-ID",
+                {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                OpenApiParameter.HEADER,
+                description="Resume after this event (what EventSource sends on a reconnect); "
+                "wins over `after`.",
+            ),
         ],
-        responses={(200, "text/event-stream"): OpenApiTypes.STR, **ERR},
+        responses={
+            (200, "text/event-stream"): SSE_EVENT,
+            204: OpenApiResponse(description="Finished; nothing follows the given event."),
+            **BAD,
+            **ERR,
+            **THROTTLED,
+        },
     )
     def stream(self, request: Request, pk: str):
-        return sse_response(self.get_object(), last_event_id(request))
+        deployment = self.get_object()
+        try:
+            after = last_event_id(request)
+        except IntegerInvalid as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
+        if isinstance(request.auth, ApiToken):
+            stands = functools.partial(token_is_active, token_id=request.auth.pk)
+        else:
+            stands = session_stands(request.session.session_key or "")
+        try:
+            return stream_open(
+                deployment=deployment,
+                after=after,
+                access=StreamAccess(user_id=request.user.pk, credential_stands=stands),
+            )
+        except StreamRefused as exc:
+            if exc.status == 204:
+                return Response(status=status.HTTP_204_NO_CONTENT)
+            if exc.status == 429:
+                raise Throttled(wait=exc.retry_after, detail=str(exc)) from None
+            raise ValidationError({"after": [str(exc)]}) from None
 
     @extend_schema(
         summary="Cancel a queued or deploying deployment (it then rolls back)",
@@ -635,6 +723,8 @@ TARGET_ERRS = {
     ),
 )
 class TargetViewSet(AuditedLookupMixin, viewsets.ModelViewSet):
+    """Where a team deploys: the sandbox, or an AWS account through a role Gantry assumes."""
+
     serializer_class = s.TargetSerializer
     lookup_value_regex = ID_REGEX
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
@@ -718,6 +808,8 @@ class TokenViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
+    """The caller's own API tokens (never their keys, which are shown once)."""
+
     serializer_class = s.TokenSerializer
     lookup_value_regex = ID_REGEX
 
@@ -727,7 +819,14 @@ class TokenViewSet(
     @extend_schema(
         summary="Make a token; its key is in this answer only",
         request=s.TokenCreateSerializer,
-        responses={201: s.TokenCreatedSerializer, **BAD, 401: ERR[401]},
+        responses={
+            201: s.TokenCreatedSerializer,
+            **BAD,
+            401: ERR[401],
+            409: OpenApiResponse(
+                s.ErrorSerializer, description="The caller already holds 20 active tokens."
+            ),
+        },
     )
     def create(self, request: Request) -> Response:
         body = s.TokenCreateSerializer(data=request.data)

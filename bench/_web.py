@@ -91,3 +91,24 @@ def login(base: str, username: str, password: str) -> requests.Session:
         },
     )
     return session
+
+
+def setup_queued_deployment(env: dict[str, str], username: str = "bench"):
+    """Django set up in this process against ``env`` (already prepared), the bench user (its
+    password is ``bench-pass-1``), its team and a queued deployment of the article's design;
+    nothing consumes the queue, so it stays queued while the benchmark adds its events."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from deployer import services
+    from designer.services import design_create
+    from designer.spec import DEFAULT_SPEC
+    from teams.services import demo_setup
+
+    user, team = demo_setup(username=username, password="bench-pass-1", team_name="bench")
+    design = design_create(team=team, user=user, spec_data=DEFAULT_SPEC)
+    deployment = services.deployment_start(
+        design=design, target=services.target_sandbox_ensure(team=team), user=user
+    )
+    return user, team, deployment

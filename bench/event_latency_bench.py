@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _web import login, prepare, production_env, start_server
+from _web import login, prepare, production_env, setup_queued_deployment, start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BUDGET_MS = 250.0
@@ -38,25 +37,13 @@ def main() -> int:
         GANTRY_QUEUE=f"event-bench-{uuid.uuid4().hex[:8]}",  # nothing consumes it
         GANTRY_SANDBOX_ENDPOINT="http://127.0.0.1:9",
     )
-    os.environ.update(env)
     prepare(env)
-
-    import django
-
-    django.setup()
+    _, _, deployment = setup_queued_deployment(env)
     from django.db import transaction
 
-    from deployer import events, services
+    from deployer import events
     from deployer.models import Deployment
-    from designer.services import design_create
-    from designer.spec import DEFAULT_SPEC
-    from teams.services import demo_setup
 
-    user, team = demo_setup(username="bench", password="bench-pass-1", team_name="bench")
-    design = design_create(team=team, user=user, spec_data=DEFAULT_SPEC)
-    deployment = services.deployment_start(
-        design=design, target=services.target_sandbox_ensure(team=team), user=user
-    )
     first = deployment.last_event_seq
 
     server, base = start_server(env)

@@ -14,9 +14,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from deployer import selectors, services
 from deployer.models import Deployment
-from deployer.stream import last_event_id, sse_response
+from deployer.stream import (
+    StreamAccess,
+    StreamRefused,
+    last_event_id,
+    session_stands,
+    stream_open,
+)
 from designer import selectors as design_selectors
 from designer.services import SpecInvalid
+from gantry.parsing import IntegerInvalid, parse_id
 
 
 @login_required
@@ -24,9 +31,9 @@ from designer.services import SpecInvalid
 def deployment_create(request: HttpRequest, design_pk: int) -> HttpResponse:
     design = design_selectors.design_get(user=request.user, pk=design_pk, path=request.path)
     targets = selectors.target_list(user=request.user).filter(team=design.team)
-    target_id = request.POST.get("target", "")
-    if target_id:
-        target = targets.filter(pk=target_id).first() if target_id.isdigit() else None
+    if request.POST.get("target"):
+        target_id = parse_id(request.POST["target"])
+        target = targets.filter(pk=target_id).first() if target_id is not None else None
         if target is None:
             # Never fall back silently: the user chose somewhere else to deploy.
             messages.error(request, "That target is not one of this design's team's targets.")
@@ -93,15 +100,30 @@ def deployment_destroy(request: HttpRequest, pk: int) -> HttpResponse:
 async def deployment_stream(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The deployment's live events (``deployer.stream``); only its team's members may open
     it."""
+
+    def plain(text: str, status: int) -> HttpResponse:
+        return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
     user = await request.auser()
     if not user.is_authenticated:
-        return HttpResponse(
-            "log in to follow this deployment", status=401, content_type="text/plain"
-        )
+        return plain("log in to follow this deployment", 401)
     try:
         deployment = await sync_to_async(selectors.deployment_get)(
             user=user, pk=pk, path=request.path
         )
+        after = last_event_id(request)
+        access = StreamAccess(
+            user_id=user.pk, credential_stands=session_stands(request.session.session_key or "")
+        )
+        return await sync_to_async(stream_open)(deployment=deployment, after=after, access=access)
     except Http404:
-        return HttpResponse("no such deployment", status=404, content_type="text/plain")
-    return sse_response(deployment, last_event_id(request))
+        return plain("no such deployment", 404)
+    except IntegerInvalid as exc:
+        return plain(f"{exc.field}: {exc.message}", 400)
+    except StreamRefused as exc:
+        if exc.status == 204:
+            return HttpResponse(status=204)
+        response = plain(str(exc), exc.status)
+        if exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
+        return response

@@ -9,10 +9,10 @@ urlpatterns = [
     path("", views.design_list, name="design_list"),
     path("preview/", views.preview, name="preview"),
     path("diagram/", views.diagram_download, name="diagram_download"),
-    path("<int:pk>/versions/", views.design_versions, name="design_versions"),
-    path("<int:pk>/diagram.<str:fmt>", views.design_diagram, name="design_diagram"),
+    path("<id:pk>/versions/", views.design_versions, name="design_versions"),
+    path("<id:pk>/diagram.<str:fmt>", views.design_diagram, name="design_diagram"),
     path(
-        "<int:pk>/versions/<int:version>/cloudformation.<str:fmt>",
+        "<id:pk>/versions/<id:version>/cloudformation.<str:fmt>",
         views.design_template,
         name="design_template",
     ),

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import re
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 
+from gantry.db_connections import db_release
 from gantry.middleware import SyncAndAsyncMiddleware
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -30,7 +35,13 @@ client_ip_var: contextvars.ContextVar[str] = contextvars.ContextVar("client_ip",
 #: default outside a request) or "worker" (Celery tasks).
 channel_var: contextvars.ContextVar[str] = contextvars.ContextVar("channel", default="cli")
 
+#: Work to do once the response has been sent (None outside a request: do it at once).
+after_response_var: contextvars.ContextVar[list[Callable[[], None]] | None] = (
+    contextvars.ContextVar("after_response", default=None)
+)
+
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+log = logging.getLogger("gantry.request")
 
 
 def new_request_id() -> str:
@@ -78,6 +89,66 @@ def bind(
             var.reset(token)
 
 
+def after_response(fn: Callable[[], None]) -> None:
+    """Run ``fn`` after the client has its whole answer (when the response is closed; under
+    ASGI in a worker thread, so the connection's next request is not held up either), with
+    the request's context (id, address, channel) as it is now; outside a request, at once.
+
+    For work whose cost must not show in the answer's timing: the audit entry of a refused
+    lookup would otherwise make another team's id answer its 404 measurably later than an
+    id that does not exist."""
+    pending = after_response_var.get()
+    if pending is None:
+        fn()
+        return
+    context = contextvars.copy_context()
+    pending.append(lambda: context.run(fn))
+
+
+def _run_after_response(pending: list[Callable[[], None]]) -> None:
+    for fn in pending:
+        try:
+            fn()
+        except Exception:  # one failure must not skip the rest (Django drops closer errors)
+            log.exception("work after the response failed")
+    pending.clear()
+
+
+#: Under ASGI the work runs here, off the request: uvicorn serves the next request on a
+#: kept-alive connection only once this one's handler has returned, so work done inline at
+#: close would delay that next answer instead (the timing would move, not go away).
+_AFTER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gantry-after-response")
+#: More than this waiting, and a request does its own work at close (back-pressure).
+_AFTER_BACKLOG = threading.BoundedSemaphore(500)
+
+
+def _submit_after_response(pending: list[Callable[[], None]]) -> None:
+    if not _AFTER_BACKLOG.acquire(blocking=False):
+        _run_after_response(pending)
+        return
+
+    def job() -> None:
+        try:
+            _run_after_response(pending)
+        finally:
+            db_release()
+            _AFTER_BACKLOG.release()
+
+    _AFTER.submit(job)
+
+
+def _schedule_after_response(request, response, pending: list[Callable[[], None]]) -> None:
+    if not pending:
+        return
+    # Django closes the response once its last byte is sent (ASGI), or the WSGI server (and
+    # the test client) does: its closers run then, before request_finished closes the
+    # database connection.
+    if isinstance(request, ASGIRequest):
+        response._resource_closers.append(lambda: _submit_after_response(pending))
+    else:
+        response._resource_closers.append(lambda: _run_after_response(pending))
+
+
 def client_ip(request) -> str:
     """The caller's address: ``REMOTE_ADDR``, or behind ``TRUSTED_PROXY_COUNT`` proxies the
     address the outermost trusted proxy saw (the n-th entry from the right of
@@ -106,6 +177,7 @@ def _enter(request) -> list:
         (request_id_var, request_id_var.set(request.request_id)),
         (client_ip_var, client_ip_var.set(client_ip(request))),
         (channel_var, channel_var.set(channel)),
+        (after_response_var, after_response_var.set([])),
     ]
 
 
@@ -117,18 +189,22 @@ def _leave(tokens: list) -> None:
 class RequestContextMiddleware(SyncAndAsyncMiddleware):
     def sync_call(self, request):
         tokens = _enter(request)
+        pending = after_response_var.get()
         try:
             response = self.get_response(request)
         finally:
             _leave(tokens)
         response["X-Request-ID"] = request.request_id
+        _schedule_after_response(request, response, pending)
         return response
 
     async def async_call(self, request):
         tokens = _enter(request)
+        pending = after_response_var.get()
         try:
             response = await self.get_response(request)
         finally:
             _leave(tokens)
         response["X-Request-ID"] = request.request_id
+        _schedule_after_response(request, response, pending)
         return response

@@ -106,6 +106,20 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+#: A web process's connections come from a pool of at most this many (0: no pool, a connection
+#: per request in flight). Under ASGI every request and every live stream's brief read runs in
+#: a thread of its own, so a burst of requests would otherwise open as many connections as it
+#: has requests; with a pool they wait (up to 30 s) for one of GANTRY_DB_POOL_SIZE instead of
+#: failing on max_connections. PostgreSQL only, and only without persistent connections
+#: (DATABASE_CONN_MAX_AGE=0, as the web runs): the workers keep theirs.
+GANTRY_DB_POOL_SIZE = int(os.environ.get("GANTRY_DB_POOL_SIZE", "0"))
+if GANTRY_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("GANTRY_DB_POOL_SIZE needs DATABASE_CONN_MAX_AGE=0")
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 1, "max_size": GANTRY_DB_POOL_SIZE, "timeout": 30},
+    }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # SQLite is one file with one writer at a time. What makes it hold a handful of concurrent
     # deployments on one machine (the web, the worker's processes and the CLI writing at once):
@@ -141,6 +155,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Django's password check behind the failed-authentication guard (gantry/auth_guard.py).
+AUTHENTICATION_BACKENDS = ["gantry.auth_guard.GuardedModelBackend"]
+#: Failed authentications (tokens and passwords) one client address may make in a window of
+#: GANTRY_AUTH_FAILURE_WINDOW seconds before every attempt from it is a 429; the audit trail
+#: records such failures once per window and source, with a summary count when it closes.
+GANTRY_AUTH_FAILURES_PER_ADDRESS = int(os.environ.get("GANTRY_AUTH_FAILURES_PER_ADDRESS", "20"))
+GANTRY_AUTH_FAILURE_WINDOW = int(os.environ.get("GANTRY_AUTH_FAILURE_WINDOW", "300"))
+#: Wrong passwords for one username, from anywhere, that lock it for GANTRY_LOGIN_LOCKOUT_SECONDS.
+GANTRY_LOGIN_FAILURES_PER_USERNAME = int(os.environ.get("GANTRY_LOGIN_FAILURES_PER_USERNAME", "10"))
+GANTRY_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("GANTRY_LOGIN_LOCKOUT_SECONDS", "900"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "designer:design_list"
@@ -195,6 +220,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployer.tasks.reap",
         "schedule": float(os.environ.get("GANTRY_REAP_INTERVAL", "30")),
     },
+    # The summary entry of each closed window of failed authentications (audit/services.py).
+    "close-audit-failure-windows": {"task": "audit.tasks.close_failure_windows", "schedule": 60.0},
     **(
         {
             "check-drift": {
@@ -233,6 +260,13 @@ REST_FRAMEWORK = {
 }
 #: The largest request body the API accepts (a spec is a few hundred bytes).
 GANTRY_API_MAX_BODY = int(os.environ.get("GANTRY_API_MAX_BODY", str(64 * 1024)))
+#: Live event streams one user may hold open at once (page tabs and API clients together).
+GANTRY_STREAMS_PER_USER = int(os.environ.get("GANTRY_STREAMS_PER_USER", "10"))
+#: How often an open stream re-checks that its user may still watch (and catches events
+#: whose push was lost), in seconds: a revoked token's stream ends within this time.
+GANTRY_STREAM_RECHECK_SECONDS = float(os.environ.get("GANTRY_STREAM_RECHECK_SECONDS", "5"))
+#: The longest a stream stays open, seconds; then the client reconnects from its last event.
+GANTRY_STREAM_MAX_SECONDS = float(os.environ.get("GANTRY_STREAM_MAX_SECONDS", "3600"))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Gantry API",

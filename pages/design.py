@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -24,6 +24,7 @@ from designer.editor import assumption_names, editor_context, suggest_name
 from designer.forms import assumptions_from_form, spec_from_form
 from designer.models import Design
 from designer.spec import DEFAULT_SPEC, Issue
+from gantry.parsing import parse_id
 from teams.selectors import team_list
 
 
@@ -61,11 +62,8 @@ def design_new(request: HttpRequest) -> HttpResponse:
         return _render(request, spec=spec, errors=[])
     spec, problems = spec_from_form(request.POST)
     assumptions = assumptions_from_form(request.POST, assumption_names())
-    team = (
-        teams.filter(pk=request.POST.get("team") or 0).first()
-        if (request.POST.get("team", "").isdigit())
-        else None
-    )
+    team_id = parse_id(request.POST.get("team"))
+    team = teams.filter(pk=team_id).first() if team_id is not None else None
     if team is None:
         problems.append(Issue("team", "choose one of your teams"))
     if not problems:
@@ -91,9 +89,12 @@ def design_new(request: HttpRequest) -> HttpResponse:
 def design_edit(request: HttpRequest, pk: int) -> HttpResponse:
     design = selectors.design_get(user=request.user, pk=pk, path=request.path)
     if request.method == "GET":
-        version = request.GET.get("version", "")
-        if version.isdigit():
-            snapshot = selectors.design_version_get(design=design, version=int(version))
+        if request.GET.get("version"):
+            # Not a version number: no such version, the same 404 as a missing one.
+            version = parse_id(request.GET["version"])
+            if version is None:
+                raise Http404("no such version")
+            snapshot = selectors.design_version_get(design=design, version=version)
             return _render(
                 request,
                 spec=snapshot.spec,

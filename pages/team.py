@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from audit.selectors import audit_entry_list, audit_entry_summary
 from audit.services import get_for_user_or_404
 from deployer.selectors import deployment_list
+from gantry.parsing import parse_id
 from teams.selectors import team_list as teams_of
 
 #: Deployments per page of a team's history.
@@ -29,7 +30,8 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         teams_of(user=request.user), user=request.user, path=request.path, slug=slug
     )
     history = Paginator(deployment_list(user=request.user).filter(team=team), HISTORY_PAGE_SIZE)
-    page = history.get_page(request.GET.get("page"))
+    # Anything but a page number shows the first page, as Paginator.get_page does.
+    page = history.get_page(parse_id(request.GET.get("page")) or 1)
     entries = list(audit_entry_list(team=team)[:RECENT_ENTRIES])
     for entry in entries:
         entry.summary = audit_entry_summary(entry)

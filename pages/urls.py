@@ -16,16 +16,16 @@ designer_patterns = (
     [
         *designer_urls.urlpatterns,
         path("new/", design.design_new, name="design_new"),
-        path("<int:pk>/", design.design_edit, name="design_edit"),
+        path("<id:pk>/", design.design_edit, name="design_edit"),
     ],
     designer_urls.app_name,
 )
 deployer_patterns = (
     [
         *deployer_urls.urlpatterns,
-        path("<int:pk>/", deployment.deployment_detail, name="deployment_detail"),
-        path("<int:pk>/status.json", deployment.deployment_status, name="deployment_status"),
-        path("<int:pk>/diagram.svg", deployment.deployment_diagram, name="deployment_diagram"),
+        path("<id:pk>/", deployment.deployment_detail, name="deployment_detail"),
+        path("<id:pk>/status.json", deployment.deployment_status, name="deployment_status"),
+        path("<id:pk>/diagram.svg", deployment.deployment_diagram, name="deployment_diagram"),
     ],
     deployer_urls.app_name,
 )

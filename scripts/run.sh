@@ -25,12 +25,18 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
 ensure_redis
+MIGRATE_DATABASE_URL=${DATABASE_URL:-}
 if [ -z "${DATABASE_URL:-}" ] && ensure_postgres; then
   # Row locks (the reconciler's SELECT ... FOR UPDATE) need a real database; SQLite is the
   # fallback when no PostgreSQL is reachable.
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='gantry'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE gantry"
-  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/gantry
+  # As in production: migrations as the owner role, everything else as the application role,
+  # which may not rewrite the audit trail (README: "Database roles"). Idempotent.
+  DATABASE_URL=postgres://postgres@127.0.0.1:5432/gantry $BIN/python manage.py db_roles \
+    --owner gantry_owner --app gantry_app
+  MIGRATE_DATABASE_URL=postgres://gantry_owner@127.0.0.1:5432/gantry
+  export DATABASE_URL=postgres://gantry_app@127.0.0.1:5432/gantry
 fi
 echo "Database: ${DATABASE_URL:-SQLite file db.sqlite3}"
 
@@ -52,7 +58,7 @@ else
   pids+=($!)
 fi
 
-$BIN/python manage.py migrate --noinput
+env ${MIGRATE_DATABASE_URL:+DATABASE_URL=$MIGRATE_DATABASE_URL} $BIN/python manage.py migrate --noinput
 $BIN/python manage.py gantry_demo | tee .run/login.txt
 
 $BIN/celery -A celery_app worker --loglevel INFO --concurrency 2 >.run/worker.log 2>&1 &
@@ -68,6 +74,10 @@ echo
 echo "Gantry is starting at http://$HOST:$PORT/  ($(cat .run/login.txt))"
 echo "Logs: .run/worker.log, .run/beat.log, .run/sandbox.log, .run/moto.log. Stop with Ctrl-C."
 echo
-$BIN/uvicorn gantry.asgi:application --host "$HOST" --port "$PORT" --log-level info &
+# As production runs it (Dockerfile): X-Forwarded-For is not believed (Gantry reads the
+# client address itself, trusting TRUSTED_PROXY_COUNT proxies), and on Ctrl-C open live
+# streams get 5 s before they are closed instead of holding the shutdown forever.
+$BIN/uvicorn gantry.asgi:application --host "$HOST" --port "$PORT" --log-level info \
+  --no-proxy-headers --timeout-graceful-shutdown 5 &
 pids+=($!)
 wait "${pids[-1]}"

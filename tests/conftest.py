@@ -450,18 +450,12 @@ def static_root(tmp_path_factory) -> str:
     return str(root)
 
 
-@pytest.fixture
-def web_server(request, worker_env, static_root) -> Iterator[str]:
-    """Gantry served as in production: uvicorn running gantry.asgi:application in its own
-    process on a free port, with DEBUG off, against the test database, the test's Redis,
-    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback.
-    A test marked ``debug_server`` gets it with DEBUG on, as ``make run`` serves it."""
+def served_env(worker_env: dict, static_root: str, *, debug: bool = False) -> dict[str, str]:
+    """The environment of a web server in a test: production settings (DEBUG off, or on as
+    ``make run`` serves it) against the test database, the test's Redis, Celery queue and
+    sandbox; only TLS relaxed for loopback."""
     import uuid
 
-    import requests
-
-    debug = request.node.get_closest_marker("debug_server") is not None
-    port = _free_port()
     env = {
         **worker_env["env"],
         "DEBUG": "1" if debug else "0",
@@ -475,6 +469,20 @@ def web_server(request, worker_env, static_root) -> Iterator[str]:
     }
     # Set in this process for Playwright's sake; the server must keep Django's async checks.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@pytest.fixture
+def web_server(request, worker_env, static_root) -> Iterator[str]:
+    """Gantry served as in production: uvicorn running gantry.asgi:application in its own
+    process on a free port, with DEBUG off, against the test database, the test's Redis,
+    Celery queue and sandbox (the workers' environment). Only TLS is relaxed for loopback.
+    A test marked ``debug_server`` gets it with DEBUG on, as ``make run`` serves it."""
+    import requests
+
+    debug = request.node.get_closest_marker("debug_server") is not None
+    port = _free_port()
+    env = served_env(worker_env, static_root, debug=debug)
     log_path = f"/tmp/gantry-test-web-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -500,9 +508,11 @@ def web_server(request, worker_env, static_root) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(base + "/login/", timeout=2).status_code == 200:
+                if requests.get(base + "/login/", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            # Not listening yet, or still importing on a loaded machine (the first page takes
+            # seconds there): keep asking until the deadline.
+            except requests.RequestException:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"uvicorn did not serve Gantry:\n{Path(log_path).read_text()}")

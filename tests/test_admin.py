@@ -259,8 +259,11 @@ def test_export_link_exports_every_row_matching_the_filters_not_just_the_page(
 
 def test_export_neutralizes_spreadsheet_formulas(staff_client, client, db):
     names = ['=HYPERLINK("http://evil.example")', "+1+2", "-2+3", "@SUM(A1)", "bob", "a=b"]
-    for name in names:
-        client.post(reverse("login"), {"username": name, "password": "wrong"})
+    # Each from an address of its own: failures from one address are one entry per window.
+    for i, name in enumerate(names):
+        client.post(
+            reverse("login"), {"username": name, "password": "wrong"}, REMOTE_ADDR=f"192.0.2.{i}"
+        )
     rows = read_csv(
         staff_client.get(
             reverse("admin:audit_auditentry_export_csv"), {"action__exact": A.LOGIN_FAILED}

@@ -176,8 +176,10 @@ def test_validate_answers_errors_and_warnings_without_saving(api):
     assert "nat" in body["warnings"]
     broken = api.post("/api/designs/validate/", {"spec": spec(api_port=70000)}).json()
     assert broken["valid"] is False and "api_port" in broken["errors"]
-    not_json_object = api.post("/api/designs/validate/", {"spec": "nope"}).json()
-    assert not_json_object["valid"] is False
+    # The schema says a spec is an object: anything else is a malformed request.
+    not_json_object = api.post("/api/designs/validate/", {"spec": "nope"})
+    assert not_json_object.status_code == 400
+    assert "JSON object" in not_json_object.json()["errors"]["spec"][0]
     assert not Design.objects.exists()
 
 

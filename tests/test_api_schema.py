@@ -1,107 +1,82 @@
-"""An API fuzzer against the published schema: schemathesis generates requests for every
-operation from ``/api/schema/`` (valid and invalid data), sends them through the WSGI app with a
-real token, and checks that nothing answers 5xx and every answer matches the schema (status
-code documented, content type, body shape)."""
+"""schemathesis 4 against the published schema, with its stateful phase and every check: the
+CLI runs against Gantry served by uvicorn as in production (real ASGI, the body limit, the
+streams), with a token of an admin of one team while another team's objects exist, at a fixed
+seed (tests/schemathesis.toml). Nothing may answer 5xx and no check may fail: status codes,
+content types, headers and bodies as documented, schema-valid requests accepted and
+schema-violating ones refused, authentication not ignored, deleted objects gone, created ones
+reachable."""
 
 from __future__ import annotations
 
-import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-import schemathesis
-from django.core import signals
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
-from django.test import override_settings
-from hypothesis import HealthCheck, Phase, given, settings
-from rest_framework.settings import api_settings
-from schemathesis import checks
 
 from api.services import token_create
 from deployer import services
 from designer.services import design_create
-from designer.spec import DEFAULT_SPEC
+from tests.conftest import ROOT
 from tests.support import finish_as_worker
+from tests.test_api import spec
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
-CHECKS = (
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_schema_conformance,
-    checks.response_headers_conformance,
-)
-# The live stream of an active deployment never ends by design (it waits for events); a
-# generated request could hold the test forever. Its behaviour is tested in test_api.py.
-SKIP = {("GET", "/api/deployments/{id}/events/stream")}
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @pytest.fixture
-def schema(client):
-    """The published schema, bound to the WSGI app. As Django's test client does, the request
-    signals must not close the test's database connection (it holds the test transaction)."""
-    raw = client.get("/api/schema/?format=json").json()
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        yield schemathesis.from_dict(raw, app=get_wsgi_application())
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
-
-
-@pytest.fixture
-def seeded(make_user, team):
-    """Objects for the fuzzer to find: ids 1..n exist in the caller's team, others do not."""
+def two_teams(make_user, team, other_team):
+    """The caller's team with a design, a finished and a queued deployment; another team with
+    its own, whose ids the fuzzer may stumble on (they must answer like missing ones)."""
     owner = make_user("fuzz", team=team, role="admin")
-    spec = copy.deepcopy(DEFAULT_SPEC)
-    design = design_create(team=team, user=owner, spec_data=spec)
-    target = services.target_sandbox_ensure(team=team)
-    deployment = services.deployment_start(design=design, target=target, user=owner)
-    finish_as_worker(deployment)
+    rival = make_user("rival", team=other_team, role="admin")
+    for who, where, name in ((owner, team, "orders-api"), (rival, other_team, "search-api")):
+        design = design_create(team=where, user=who, spec_data=spec(name))
+        target = services.target_sandbox_ensure(team=where)
+        finish_as_worker(services.deployment_start(design=design, target=target, user=who))
+        queued = design_create(team=where, user=who, spec_data=spec(f"{name}-2"))
+        services.deployment_start(design=queued, target=target, user=who)
     return token_create(user=owner, name="fuzz")[1]
 
 
-@override_settings(
-    REST_FRAMEWORK={
-        **api_settings.user_settings,
-        "DEFAULT_THROTTLE_RATES": {
-            "user": "100000/min",
-            "deploy": "100000/min",
-            "destroy": "100000/min",
-        },
-    }
-)
-def test_no_operation_answers_5xx_or_breaks_its_schema(schema, seeded):
-    headers = {"Authorization": f"Token {seeded}"}
-    operations = [
-        result.ok()
-        for result in schema.get_all_operations()
-        if (result.ok().method.upper(), result.ok().path) not in SKIP
-    ]
-    assert len(operations) >= 25
-    failures: list[str] = []
-    for operation in operations:
+@pytest.fixture
+def fuzz_server_env(worker_env):
+    """The fuzzer's rate of requests is no one's: raise the per-user limits for its server."""
+    worker_env["env"].update(
+        GANTRY_API_RATE="1000000/min",
+        GANTRY_API_DEPLOY_RATE="1000000/min",
+        GANTRY_API_DESTROY_RATE="1000000/min",
+        GANTRY_STREAM_RECHECK_SECONDS="1",
+        # An active deployment's stream would wait for events as long as the client reads.
+        GANTRY_STREAM_MAX_SECONDS="2",
+    )
+    return worker_env
 
-        @given(case=operation.as_strategy())
-        @settings(
-            max_examples=30,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        def run(case):
-            response = case.call_wsgi(headers=headers)
-            case.validate_response(response, checks=CHECKS)
 
-        try:
-            run()
-        except Exception as exc:  # noqa: BLE001 - collect every operation's failure
-            # A failure that depends on state an earlier example changed is reported by
-            # hypothesis as "flaky": show the failure itself.
-            inner = getattr(exc, "exceptions", None) or [exc]
-            failures.append(f"{operation.method.upper()} {operation.path}: {inner[0]}")
-    assert not failures, "\n\n".join(failures)
+def test_schemathesis_finds_no_5xx_and_no_failing_check(fuzz_server_env, web_server, two_teams):
+    st = Path(sys.executable).with_name("st")
+    done = subprocess.run(
+        [
+            str(st),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{web_server}/api/schema/?format=json",
+            "--header",
+            f"Authorization: Token {two_teams}",
+            "--workers",
+            "1",
+            "--no-color",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    report = done.stdout[-20000:] + done.stderr[-4000:]
+    assert done.returncode == 0, report
+    print(done.stdout[done.stdout.rfind("SUMMARY") :])  # phases, cases, seed (pytest -s)

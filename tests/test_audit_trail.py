@@ -4,6 +4,7 @@ state-changing action through the pages, and for failed logins and refused looku
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -193,7 +194,8 @@ def test_a_failed_login_is_recorded_without_the_password(client, member, usernam
     assert entry.channel == "web" and entry.ip == "127.0.0.1"
     assert entry.request_id == response["X-Request-ID"]
     assert "s3cret-guess" not in json.dumps(entry.data) + entry.object_repr
-    assert entry.data == {"path": reverse("login")}
+    # Further failures from this address within the window are counted, not written.
+    assert entry.data == {"path": reverse("login"), "window_seconds": 300}
 
 
 def test_a_good_login_records_nothing(client, member):
@@ -258,6 +260,9 @@ def test_another_teams_object_is_the_same_404_as_none_and_the_attempt_is_recorde
     assert not deployment.cancel_requested and deployment.status == "queued"
 
 
+# Committed rows: under ASGI the entry is written after the answer in another thread, on a
+# connection of its own.
+@pytest.mark.django_db(transaction=True)
 def test_the_event_stream_of_another_teams_deployment_is_denied_and_recorded(owned, team, outsider):
     _, deployment = owned
     url = reverse("deployer:deployment_stream", args=[deployment.pk])
@@ -269,6 +274,11 @@ def test_the_event_stream_of_another_teams_deployment_is_denied_and_recorded(own
 
     response = async_to_sync(get)()
     assert response.status_code == 404
+    # Written after the answer, in a worker thread (ASGI): it lands shortly after.
+    deadline = time.monotonic() + 10
+    while not AuditEntry.objects.filter(action=A.ACCESS_DENIED).exists():
+        assert time.monotonic() < deadline, "the refusal was never recorded"
+        time.sleep(0.02)
     entry = only(A.ACCESS_DENIED)
     assert entry.team == team and entry.actor == outsider
     assert entry.data == {"path": url} and entry.object_id == str(deployment.pk)

@@ -237,7 +237,15 @@ def test_services_and_what_they_run():
     assert runs("web").startswith("uvicorn gantry.asgi:application")  # ASGI, for the streams
     assert runs("worker").startswith("celery -A celery_app worker")
     assert runs("beat").startswith("celery -A celery_app beat")
-    assert runs("migrate") == "python manage.py migrate --noinput"
+    assert runs("migrate") == "scripts/migrate.sh"  # db_roles, then migrate as the owner
+    migrate = (ROOT / "scripts/migrate.sh").read_text().splitlines()
+    assert [line for line in migrate if line.startswith(("python", "exec"))] == [
+        "python manage.py db_roles",
+        "exec python manage.py migrate --noinput",
+    ]
+    # The application connects as the role that may not rewrite the audit trail.
+    assert "//gantry_app:" in SERVICES["web"]["environment"]["DATABASE_URL"]
+    assert "//gantry_owner:" in SERVICES["migrate"]["environment"]["DATABASE_URL"]
     assert SERVICES["db"]["image"].startswith("postgres:")
     assert SERVICES["redis"]["image"].startswith("redis:")
 
@@ -415,7 +423,12 @@ def test_docker_compose_accepts_the_file(tmp_path):
         )
 
     (tmp_path / ".env").write_text(
-        _env_file(SECRET_KEY=secrets.token_urlsafe(50), POSTGRES_PASSWORD="compose-check")
+        _env_file(
+            SECRET_KEY=secrets.token_urlsafe(50),
+            POSTGRES_PASSWORD="compose-check",
+            GANTRY_DB_OWNER_PASSWORD="compose-owner",
+            GANTRY_DB_APP_PASSWORD="compose-app",
+        )
     )
     for profile in ((), ("--profile", "sandbox")):
         result = config(*profile)
@@ -424,7 +437,7 @@ def test_docker_compose_accepts_the_file(tmp_path):
     (tmp_path / ".env").write_text(_env_file())
     refused = config()
     assert refused.returncode != 0
-    assert "POSTGRES_PASSWORD" in refused.stderr
+    assert "PASSWORD" in refused.stderr
 
 
 # --- production settings -----------------------------------------------------------------------
