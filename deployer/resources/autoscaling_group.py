@@ -9,8 +9,8 @@ Tags: the plan keeps ``PropagateAtLaunch: false`` on the group's tags, deliberat
 template tags the instances (with the gantry tags naming this group), and a propagated tag would
 override the template's tag of the same key (``Name``).
 
-Ready: at least ``MinSize`` instances ``InService``. While short of that, the reason names the
-latest failed launch (a bad image, an instance profile IAM has not propagated yet...), because
+Ready: at least ``MinSize`` instances ``InService`` and no instance refresh at work. While short
+of that, the reason names the latest failed launch (a bad image, an instance profile IAM has not propagated yet...), because
 the group keeps retrying on its own and the reason is all the user would otherwise not see.
 
 Delete: ``ForceDelete`` terminates the instances with the group; the group stays visible with
@@ -258,6 +258,13 @@ class AutoScalingGroupHandler:
             1 for i in group.get("Instances", []) if i["LifecycleState"] == "InService"
         )
         if in_service >= wanted:
+            if target is not None:
+                # Every instance runs the group's version, but an instance refresh may still be
+                # waiting for its last replacements to pass their health checks and warm up:
+                # the update is done when the refresh is.
+                finishing = self._refreshing(ctx, physical_id, target, 0)
+                if finishing is not None:
+                    return finishing
             return Ready({})
         plural = "s" if wanted > 1 else ""
         reason = f"waiting for {wanted} API instance{plural} to be InService ({in_service} so far)"
@@ -269,8 +276,9 @@ class AutoScalingGroupHandler:
     @staticmethod
     def _refreshing(
         ctx: AwsContext, name: str, target: dict[str, str], outdated: int
-    ) -> Pending | Failed:
-        """Where the replacement of ``outdated`` instances by ``target`` stands."""
+    ) -> Pending | Failed | None:
+        """Where the replacement of ``outdated`` instances by ``target`` stands (None: with
+        none outdated, no refresh towards it at work)."""
         version = f"launch template version {target['Version']}"
         plural = "s" if outdated > 1 else ""
         refresh = _latest_refresh(ctx, name)
@@ -279,16 +287,20 @@ class AutoScalingGroupHandler:
             if status in REFRESHING:
                 done = refresh.get("PercentageComplete")
                 progress = f" ({done} % done)" if done is not None else ""
-                return Pending(
-                    f"instance refresh {status.lower()}: replacing {outdated} API "
-                    f"instance{plural} with {version}{progress}"
+                doing = (
+                    f"replacing {outdated} API instance{plural} with {version}"
+                    if outdated
+                    else f"the API instances of {version} are starting and warming up"
                 )
-            if status in REFRESH_FAILED:
+                return Pending(f"instance refresh {status.lower()}: {doing}{progress}")
+            if outdated and status in REFRESH_FAILED:
                 reason = refresh.get("StatusReason") or "no reason given"
                 return Failed(
                     f"the instance refresh to {version} ended {status}: {reason}; {outdated} "
                     f"API instance{plural} still run an earlier version"
                 )
+        if not outdated:
+            return None
         return Pending(
             f"{outdated} API instance{plural} still run an earlier version; waiting for the "
             f"instance refresh to {version} to start"

@@ -27,6 +27,10 @@ Simulated (real AWS durations, multiplied by the time scale):
 - Auto Scaling instance refreshes (moto has none): StartInstanceRefresh, DescribeInstanceRefreshes
   and CancelInstanceRefresh, replacing instances in batches (``deployer/sandbox/refresh.py``);
   each group instance reports the launch template version it was launched from.
+- A launch template version's user data given to CreateLaunchTemplateVersion is kept by the
+  sandbox and shown in the version's descriptions: moto stores it in a form its Auto Scaling
+  cannot launch from (every launch from that version would answer 500). Instances launched
+  from such a version get no user data in moto, which runs nothing anyway.
 - EC2 ``ClientToken`` idempotency (moto ignores it): a repeated token with the same parameters
   returns the first answer instead of creating again; with other parameters,
   ``IdempotentParameterMismatch``.
@@ -196,6 +200,7 @@ class Behaviours:
             ("ec2", "DeleteVpc"): self._before_delete_vpc,
             ("ec2", "ReleaseAddress"): self._before_release_address,
             ("ec2", "RunInstances"): self._before_run_instances,
+            ("ec2", "CreateLaunchTemplateVersion"): self._before_create_template_version,
             ("ec2", "DescribeNatGateways"): self._strip_state_filter("state"),
             ("ec2", "DescribeInstances"): self._strip_state_filter("instance-state-name"),
             ("ec2", "DescribeVpcEndpoints"): self._strip_state_filter("vpc-endpoint-state"),
@@ -215,6 +220,8 @@ class Behaviours:
             ("ec2", "RunInstances"): self._after_run_instances,
             ("ec2", "TerminateInstances"): self._after_terminate_instances,
             ("ec2", "DescribeInstances"): self._after_describe_instances,
+            ("ec2", "CreateLaunchTemplateVersion"): self._after_create_template_version,
+            ("ec2", "DescribeLaunchTemplateVersions"): self._after_describe_template_versions,
             ("autoscaling", "DescribeAutoScalingGroups"): self._after_describe_asgs,
             ("ec2", "CreateVpcEndpoint"): self._after_create_vpc_endpoint,
             ("ec2", "DeleteVpcEndpoints"): self._after_delete_vpc_endpoints,
@@ -454,6 +461,62 @@ class Behaviours:
                     )
                 )
         return None
+
+    # --- EC2: launch template versions ------------------------------------------------------
+
+    USER_DATA_PARAM = "LaunchTemplateData.UserData"
+
+    def _before_create_template_version(
+        self, call: Call, body: bytes, fetch: Fetch
+    ) -> Prepared | None:
+        """Keep the new version's user data out of moto (it would break every launch from the
+        version); ``after`` records it under the version's number."""
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        user_data = [v for k, v in pairs if k == self.USER_DATA_PARAM]
+        if not user_data:
+            return None
+        kept = [(k, v) for k, v in pairs if k != self.USER_DATA_PARAM]
+        return Prepared(body=urlencode(kept).encode(), notes={"user_data": user_data[-1]})
+
+    def _show_user_data(self, item: ET.Element, ns: str) -> bool:
+        """Put a version's kept user data back into its description."""
+        key = (_text(item, ns, "launchTemplateId") or "", _text(item, ns, "versionNumber") or "")
+        with self.state.lock:
+            user_data = self.state.template_user_data.get(key)
+        data = item.find(_q(ns, "launchTemplateData"))
+        if user_data is None or data is None or data.find(_q(ns, "userData")) is not None:
+            return False
+        ET.SubElement(data, _q(ns, "userData")).text = user_data
+        return True
+
+    @_on_xml_answer
+    def _after_create_template_version(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
+    ) -> Reply:
+        root, ns = xml
+        item = root.find(_q(ns, "launchTemplateVersion"))
+        if item is None:
+            return reply
+        if "user_data" in prepared.notes:
+            key = (
+                _text(item, ns, "launchTemplateId") or "",
+                _text(item, ns, "versionNumber") or "",
+            )
+            with self.state.lock:
+                self.state.template_user_data[key] = prepared.notes["user_data"]
+        if self._show_user_data(item, ns):
+            return _with_body(reply, _serialize(root, ns))
+        return reply
+
+    @_on_xml_answer
+    def _after_describe_template_versions(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
+    ) -> Reply:
+        root, ns = xml
+        changed = False
+        for item in root.findall(_q(ns, "launchTemplateVersionSet/item")):
+            changed |= self._show_user_data(item, ns)
+        return _with_body(reply, _serialize(root, ns)) if changed else reply
 
     def _strip_state_filter(
         self, filter_name: str

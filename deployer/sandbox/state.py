@@ -292,6 +292,9 @@ class SandboxState:
         self.instance_profiles: dict[str, float] = {}
         #: Instance refreshes (which moto has not) by (region, group name), newest last.
         self.instance_refreshes: dict[tuple[str, str], list[Any]] = {}
+        #: The user data of launch template versions made by CreateLaunchTemplateVersion, by
+        #: (template id, version number): kept here rather than in moto (see behaviours).
+        self.template_user_data: dict[tuple[str, str], str] = {}
         #: (region, action, ClientToken) -> (digest of the other parameters, moto's reply);
         #: insertion-ordered, the oldest dropped beyond IDEMPOTENCY_CACHE entries.
         self.idempotency: dict[tuple[str, str, str], tuple[str, Any]] = {}
