@@ -1302,3 +1302,50 @@ def test_alb_stack_reads_back_updates_in_place_and_repairs_drift(
     for lid in reversed(ALB_STACK):
         gone(v2, lid)
         assert read(v2, lid) is None, lid
+
+
+def test_auto_scaling_group_rolled_back_mid_refresh_cancels_it_and_runs_the_old_version(
+    world, fast_sandbox
+):
+    """An update to launch template version 2 rolled back while its instance refresh is at
+    work: the refresh is cancelled (on success AWS would give the group version 2 again), and
+    the group ends on version 3, version 1's data made anew (a version never changes), every
+    instance launched from it."""
+    ctx, known = world
+    v1 = driver(via(ctx, fast_sandbox.url), known, make_plan("alb"))
+    v1.ids["ApiTargetGroup"] = v1.create("ApiTargetGroup")
+    for lid in ("ApiLaunchTemplate", "ApiAutoScalingGroup"):
+        v1.create(lid)
+        ready(v1, lid)
+    applied = {lid: v1.props(lid) for lid in ("ApiLaunchTemplate", "ApiAutoScalingGroup")}
+    v2 = next_version(v1, make_plan("alb", api_port=8443), {})
+    update(v2, "ApiLaunchTemplate", applied["ApiLaunchTemplate"])
+    ready(v2, "ApiLaunchTemplate")
+    update(v2, "ApiAutoScalingGroup", applied["ApiAutoScalingGroup"])
+    autoscaling = v2.ctx.client("autoscaling")
+    name = v2.ids["ApiAutoScalingGroup"]
+    (refresh,) = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)[
+        "InstanceRefreshes"
+    ]
+    assert refresh["Status"] in ("Pending", "InProgress")
+
+    # The rollback: both back to what version 1 applied (the template's data as a new version).
+    back = next_version(v2, make_plan("alb"), {})
+    update(back, "ApiLaunchTemplate", v2.props("ApiLaunchTemplate"))
+    ready(back, "ApiLaunchTemplate")
+    assert back.attributes["ApiLaunchTemplate"] == {"LatestVersionNumber": "3"}
+    poll(lambda: update(back, "ApiAutoScalingGroup", v2.props("ApiAutoScalingGroup")))
+    ready(back, "ApiAutoScalingGroup")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    assert group["LaunchTemplate"]["Version"] == "3"
+    assert {i["LaunchTemplate"]["Version"] for i in group["Instances"]} == {"3"}
+    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)[
+        "InstanceRefreshes"
+    ]
+    assert refreshes[-1]["InstanceRefreshId"] == refresh["InstanceRefreshId"]
+    assert refreshes[-1]["Status"] == "Cancelled"
+    assert drifted(back, "ApiAutoScalingGroup") == set()
+    for lid in ("ApiAutoScalingGroup", "ApiLaunchTemplate", "ApiTargetGroup"):
+        gone(back, lid)

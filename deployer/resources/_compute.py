@@ -6,7 +6,7 @@ Scaling group, ELBv2, ACM, Lambda). EC2 basics (error codes, TagSpecifications) 
   test for services whose list calls cannot filter by tag: ELBv2, ACM, Lambda).
 - :func:`tag_changes`: what an update sets and removes to take a resource's tags from
   ``before`` to ``after`` (the gantry tags are never removed).
-- :func:`project` and :func:`changed`: a live value in the shape the plan gives it, and which
+- :func:`project` and :func:`differing`: a live value in the shape the plan gives it, and which
   properties an update has to send (compared the way a drift check compares them).
 - :func:`elbv2_tagged`: which ELBv2 ARNs carry the node's gantry tags (DescribeTags, 20 at a
   time).
@@ -107,14 +107,15 @@ def same(a: Any, b: Any, key: str = "") -> bool:
     return normalise(a, key=key) == normalise(b, key=key)
 
 
-def changed(before: dict[str, Any], after: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """Of ``names``, the properties whose value in ``after`` differs from ``before`` (all of
-    those ``after`` has when ``before`` is empty), with their ``after`` values: what an update
-    sends."""
+def differing(
+    current: dict[str, Any], wanted: dict[str, Any], names: Iterable[str]
+) -> dict[str, Any]:
+    """Of ``names``, the properties ``wanted`` has whose value ``current`` does not (compared
+    as a drift check compares them), with their wanted values: what an update sends."""
     return {
-        name: after[name]
+        name: wanted[name]
         for name in names
-        if name in after and (name not in before or not same(before[name], after[name], name))
+        if name in wanted and not same(current.get(name), wanted[name], name)
     }
 
 

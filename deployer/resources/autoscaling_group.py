@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._compute import node_tags, project, same, tag_changes
+from deployer.resources._compute import differing, node_tags, project, same, tag_changes
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import (
     AwsContext,
@@ -325,11 +325,7 @@ class AutoScalingGroupHandler:
             raise CannotUpdate(f"the Auto Scaling group {physical_id} no longer exists")
         autoscaling = ctx.client("autoscaling")
         live = _live(group, after)
-        changes = {
-            key: after[key]
-            for key in UPDATABLE
-            if key in after and not same(live.get(key), after[key])
-        }
+        changes = differing(live, after, UPDATABLE)
         if "VPCZoneIdentifier" in after and not same(
             live["VPCZoneIdentifier"], _zones(after["VPCZoneIdentifier"])
         ):

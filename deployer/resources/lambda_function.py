@@ -37,7 +37,14 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._compute import node_tags, project, same, tag_changes, tag_list
+from deployer.resources._compute import (
+    differing,
+    node_tags,
+    project,
+    same,
+    tag_changes,
+    tag_list,
+)
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import (
     AwsContext,
@@ -52,40 +59,16 @@ from deployer.resources.base import (
 from designer.graph import ResourceNode
 from workload.artifacts import lambda_zip
 
-#: CloudFormation properties passed to CreateFunction unchanged (same names in both).
-PASSTHROUGH = (
-    "FunctionName",
-    "Runtime",
-    "Handler",
-    "Role",
-    "Description",
-    "MemorySize",
-    "Timeout",
-    "Architectures",
-    "TracingConfig",
-    "LoggingConfig",
-    "VpcConfig",
-    "Environment",
-    "EphemeralStorage",
-)
-#: What UpdateFunctionConfiguration changes (same names in CloudFormation and the API).
-CONFIGURATION = (
-    "Runtime",
-    "Handler",
-    "Role",
-    "Description",
-    "MemorySize",
-    "Timeout",
-    "TracingConfig",
-    "LoggingConfig",
-    "VpcConfig",
-    "Environment",
-    "EphemeralStorage",
-)
+#: Plain values GetFunction reports under their CloudFormation names.
+SCALARS = ("Runtime", "Handler", "Role", "Description", "MemorySize", "Timeout")
 #: Structures the provider schema defines, read back cut to the keys the plan gives (AWS adds
 #: ``VpcId``, ``LogFormat``... with their defaults). ``Environment`` is compared whole: a
 #: variable added by hand is drift.
 STRUCTURES = ("TracingConfig", "LoggingConfig", "VpcConfig", "EphemeralStorage")
+#: What UpdateFunctionConfiguration changes (same names in CloudFormation and the API).
+CONFIGURATION = (*SCALARS, *STRUCTURES, "Environment")
+#: CloudFormation properties passed to CreateFunction unchanged (same names in both).
+PASSTHROUGH = ("FunctionName", *CONFIGURATION, "Architectures")
 
 #: CreateFunction errors that only mean "IAM has not finished propagating the new role or its
 #: policies to Lambda" (it takes ~10 s). Matched on the message: the code,
@@ -251,12 +234,7 @@ class LambdaFunctionHandler:
             )
 
         # What AWS does not report (an emulator leaves some out) is compared with ``before``.
-        configuration = {
-            key: after[key]
-            for key in CONFIGURATION
-            if key in after
-            and not same(live[key] if key in live else before.get(key), after[key], key)
-        }
+        configuration = differing({**before, **live}, after, CONFIGURATION)
         handler = after.get("Handler") or config["Handler"]
         architectures = after.get("Architectures") or config.get("Architectures")
         code_due = config.get("CodeSha256") != code_sha256(handler) or not same(
@@ -303,18 +281,7 @@ def _live(function: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
     node's properties or the resolved ones)."""
     config = function["Configuration"]
     out: dict[str, Any] = {
-        key: config[key]
-        for key in (
-            "FunctionName",
-            "Runtime",
-            "Handler",
-            "Role",
-            "Description",
-            "MemorySize",
-            "Timeout",
-            "Architectures",
-        )
-        if key in config
+        key: config[key] for key in ("FunctionName", *SCALARS, "Architectures") if key in config
     }
     for key in STRUCTURES:
         if key in config:

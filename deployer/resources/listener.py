@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._compute import elbv2_tagged, node_tags, project, same, tag_list
+from deployer.resources._compute import differing, elbv2_tagged, node_tags, project, tag_list
 from deployer.resources._ec2 import error_code
 from deployer.resources.base import AwsContext, CannotUpdate, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
@@ -116,11 +116,7 @@ class ListenerHandler:
             raise CannotUpdate(
                 "a listener cannot move to another load balancer; it is replaced by a new one"
             )
-        changes = {
-            key: after[key]
-            for key in MODIFIABLE
-            if key in after and not same(live.get(key), after[key], key)
-        }
+        changes = differing(live, after, MODIFIABLE)
         if changes:
             ctx.client("elbv2").modify_listener(ListenerArn=physical_id, **changes)
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._compute import (
+    differing,
     elbv2_tagged,
     elbv2_tags,
     node_tags,
@@ -42,23 +43,6 @@ from deployer.resources.base import (
 from designer.graph import ResourceNode
 
 NAME_MAX = 32
-PASSTHROUGH = (
-    "Protocol",
-    "ProtocolVersion",
-    "Port",
-    "VpcId",
-    "TargetType",
-    "HealthCheckEnabled",
-    "HealthCheckProtocol",
-    "HealthCheckPort",
-    "HealthCheckPath",
-    "HealthCheckIntervalSeconds",
-    "HealthCheckTimeoutSeconds",
-    "HealthyThresholdCount",
-    "UnhealthyThresholdCount",
-    "Matcher",
-    "IpAddressType",
-)
 
 
 #: What ModifyTargetGroup changes (same names in CloudFormation and the API).
@@ -75,6 +59,8 @@ HEALTH_CHECK = (
 )
 #: Set when the target group is made, never changed.
 CREATE_ONLY = ("Protocol", "ProtocolVersion", "Port", "VpcId", "TargetType", "IpAddressType")
+#: CloudFormation properties passed to CreateTargetGroup unchanged.
+PASSTHROUGH = (*CREATE_ONLY, *HEALTH_CHECK)
 
 
 def _describe(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
@@ -162,11 +148,7 @@ class TargetGroupHandler:
                     f"a target group's {name} cannot change ({live[name]} -> {after[name]}); "
                     "it is replaced by a new target group"
                 )
-        changes = {
-            key: after[key]
-            for key in HEALTH_CHECK
-            if key in after and not same(live.get(key), after[key], key)
-        }
+        changes = differing(live, after, HEALTH_CHECK)
         if "HealthCheckPort" in changes:
             changes["HealthCheckPort"] = str(changes["HealthCheckPort"])
         if changes:
