@@ -138,16 +138,6 @@ class InstanceRefreshes:
                 call, 400, "ValidationError", f"AutoScalingGroup name not found - {name}"
             )
         key = (call.region or "", name)
-        with self.state.lock:
-            if any(r.active for r in self.state.instance_refreshes.get(key, [])):
-                self.state.count_simulated("instance_refresh_in_progress")
-                return error_reply(
-                    call,
-                    400,
-                    "InstanceRefreshInProgress",
-                    "An Instance Refresh is already in progress and blocks the execution of "
-                    "this Instance Refresh.",
-                )
         params = call.params
         desired = "DesiredConfiguration.LaunchTemplate.Version" in params or (
             "DesiredConfiguration.LaunchTemplate.LaunchTemplateId" in params
@@ -184,7 +174,17 @@ class InstanceRefreshes:
         if not to_replace:
             refresh.finish("Successful", "No instance needed replacing.")
         with self.state.lock:
-            self.state.instance_refreshes.setdefault(key, []).append(refresh)
+            refreshes = self.state.instance_refreshes.setdefault(key, [])
+            if any(r.active for r in refreshes):
+                self.state.count_simulated("instance_refresh_in_progress")
+                return error_reply(
+                    call,
+                    400,
+                    "InstanceRefreshInProgress",
+                    "An Instance Refresh is already in progress and blocks the execution of "
+                    "this Instance Refresh.",
+                )
+            refreshes.append(refresh)
         self.state.count_simulated("instance_refresh")
         log.info(
             "sandbox: instance refresh %s of %s replaces %d instance(s) with %s version %s",
@@ -200,14 +200,14 @@ class InstanceRefreshes:
         name = call.params.get("AutoScalingGroupName", "")
         self.advance(call, fetch, [name])
         ids = {v for k, v in call.params.items() if k.startswith("InstanceRefreshIds.member.")}
-        with self.state.lock:
-            refreshes = list(self.state.instance_refreshes.get((call.region or "", name), []))
-        refreshes = [r for r in reversed(refreshes) if not ids or r.refresh_id in ids]
         limit = _int(call.params.get("MaxRecords"), 50)
         root, result = self._envelope("DescribeInstanceRefreshes")
         container = ET.SubElement(result, "InstanceRefreshes")
-        for refresh in refreshes[:limit]:
-            self._member(ET.SubElement(container, "member"), refresh)
+        with self.state.lock:
+            refreshes = self.state.instance_refreshes.get((call.region or "", name), [])
+            listed = [r for r in reversed(refreshes) if not ids or r.refresh_id in ids]
+            for refresh in listed[:limit]:
+                self._member(ET.SubElement(container, "member"), refresh)
         return self._serialised(root)
 
     def cancel(self, call: Call, fetch: Fetch) -> Reply:
@@ -254,10 +254,12 @@ class InstanceRefreshes:
                 ]
             for refresh in refreshes:
                 group = self.view(call, fetch, refresh.group)
-                if group is None:
-                    refresh.finish("Failed", "The Auto Scaling group no longer exists.")
-                    continue
-                for instance_id in self._step(refresh, group):
+                with self.state.lock:
+                    if group is None:
+                        refresh.finish("Failed", "The Auto Scaling group no longer exists.")
+                        continue
+                    batch = self._step(refresh, group)
+                for instance_id in batch:
                     self._terminate(fetch, instance_id)
                 if (
                     refresh.status == "Successful"

@@ -617,4 +617,8 @@ class SandboxState:
                 "roles_propagating": sorted(
                     arn for arn in self.roles if self.recently_created(self.roles, arn)
                 ),
+                "instance_refreshes": {
+                    f"{region}/{group}": [r.status for r in refreshes]
+                    for (region, group), refreshes in self.instance_refreshes.items()
+                },
             }
