@@ -971,6 +971,15 @@ def test_lambda_reads_back_updates_in_place_and_repairs_drift(world, moto_endpoi
     tags = got["Tags"]
     assert tags["team"] == "orders" and tags["cost-centre"] == "42" and "tier" not in tags
     assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag and tags[TAG_LOGICAL_ID] == lid
+    # And one without the second Lambda AZ: the function's VPC configuration changes in place.
+    one_az = make_plan("ec2", api_port=8443, tags=V2_TAGS, lambda_subnet_cidrs=["10.0.1.0/24"])
+    v3 = next_version(v2, one_az, V2_TAGS)
+    update(v3, lid, v2.props(lid))
+    ready(v3, lid)
+    assert drifted(v3, lid) == set()
+    assert read(v3, lid)["VpcConfig"]["SubnetIds"] == [known[("LambdaSubnet1", "Id")]]
+    update(v2, lid, v3.props(lid))  # and back
+    ready(v2, lid)
 
     # Changed by hand: memory, an environment variable added, a tag and the reservation
     # removed, other code. The drift check sees each; an update from what it read repairs them.
@@ -1238,6 +1247,7 @@ def test_alb_stack_reads_back_updates_in_place_and_repairs_drift(
     elbv2.modify_target_group(
         TargetGroupArn=tg_arn, HealthCheckPath="/", Matcher={"HttpCode": "200-399"}
     )
+    elbv2.add_tags(ResourceArns=[tg_arn], Tags=[{"Key": "team", "Value": "someone-else"}])
     elbv2.modify_listener(ListenerArn=v2.ids["ApiListener"], SslPolicy="ELBSecurityPolicy-2016-08")
     aws(moto_endpoint, "acm").remove_tags_from_certificate(
         CertificateArn=v2.ids["ApiCertificate"], Tags=[{"Key": "team"}]
@@ -1258,7 +1268,7 @@ def test_alb_stack_reads_back_updates_in_place_and_repairs_drift(
     )
     expected = {
         "ApiLoadBalancer": {"LoadBalancerAttributes", "SecurityGroups", "Tags"},
-        "ApiTargetGroup": {"HealthCheckPath", "Matcher"},
+        "ApiTargetGroup": {"HealthCheckPath", "Matcher", "Tags"},
         "ApiListener": {"SslPolicy"},
         "ApiCertificate": {"Tags"},
         "ApiAutoScalingGroup": {"MaxSize", "Tags"},
