@@ -25,12 +25,17 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from deployer.aws import client_factory
+from deployer.drift import compare
 from deployer.resources import handler_for
 from deployer.resources._compute import derived_token, request_token, resolve_image_id
 from deployer.resources.base import (
@@ -38,6 +43,7 @@ from deployer.resources.base import (
     TAG_INSTALLATION,
     TAG_LOGICAL_ID,
     AwsContext,
+    CannotUpdate,
     Failed,
     Gone,
     Pending,
@@ -45,9 +51,11 @@ from deployer.resources.base import (
     RetryLater,
 )
 from deployer.resources.certificate import self_signed_pem
+from deployer.resources.lambda_function import code_sha256
 from designer.graph import Ref, ResourceGraph, ResourceNode
 from designer.plan import plan
 from designer.spec import DEFAULT_SPEC, validate_spec
+from tests.support import HandlerDriver, aws
 from workload import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +80,9 @@ LAMBDA_TRUST = json.dumps(
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def make_plan(api_kind: str) -> ResourceGraph:
+def make_plan(api_kind: str, **changes: Any) -> ResourceGraph:
+    """The plan of the article's layout with two API and two Lambda AZs, and ``changes`` to the
+    spec (a design's next version: ``api_port=8443``, ``tags={...}``...)."""
     spec = validate_spec(
         {
             **DEFAULT_SPEC,
@@ -80,6 +90,7 @@ def make_plan(api_kind: str) -> ResourceGraph:
             "api_kind": api_kind,
             "api_subnet_cidrs": ["10.0.2.0/24", "10.0.3.0/24"],
             "lambda_subnet_cidrs": ["10.0.1.0/24", "10.0.4.0/24"],
+            **changes,
         }
     ).spec
     graph = plan(spec)
@@ -157,6 +168,7 @@ def world(aws_context):
     for logical_id, cidr, az in (
         ("ApiSubnet1", "10.0.2.0/24", "us-east-1a"),
         ("ApiSubnet2", "10.0.3.0/24", "us-east-1b"),
+        ("ApiSubnet3", "10.0.5.0/24", "us-east-1c"),
         ("LambdaSubnet1", "10.0.1.0/24", "us-east-1a"),
         ("LambdaSubnet2", "10.0.4.0/24", "us-east-1b"),
     ):
@@ -195,6 +207,100 @@ def world(aws_context):
         }
     )
     return ctx, known
+
+
+# -- live stacks: helpers ---------------------------------------------------------------------
+#
+# Driven by tests.support.HandlerDriver: the properties a handler gets are the engine's own
+# (Refs resolved, unique names, the gantry tags in Tags), from the ids and Ready attributes of
+# the world's prerequisites and of what the test has made. A design's next version is the plan
+# of a changed spec; ``before`` is what the last version applied, as the walker passes it.
+
+V1_TAGS = {"team": "payments", "tier": "1"}
+V2_TAGS = {"team": "orders", "cost-centre": "42"}
+
+
+def driver(ctx: AwsContext, known: dict[tuple[str, str], Any], graph: ResourceGraph):
+    dep = HandlerDriver(ctx, graph)
+    for (logical_id, attribute), value in known.items():
+        if attribute == "Id":
+            dep.ids[logical_id] = value
+        else:
+            dep.attributes.setdefault(logical_id, {})[attribute] = value
+    return dep
+
+
+def next_version(dep: HandlerDriver, graph: ResourceGraph, spec_tags: dict) -> HandlerDriver:
+    """The same deployment (identity, physical ids) at the design's next version."""
+    later = HandlerDriver(replace(dep.ctx, spec_tags=spec_tags), graph)
+    later.ids, later.attributes = dep.ids, dep.attributes
+    return later
+
+
+def via(ctx: AwsContext, endpoint: str) -> AwsContext:
+    """The same deployment, its calls through ``endpoint`` (the sandbox in front of moto)."""
+    return replace(ctx, client=client_factory(region=ctx.region, endpoint_url=endpoint))
+
+
+def read(dep: HandlerDriver, logical_id: str) -> dict[str, Any] | None:
+    return dep.handler(logical_id).read(dep.ctx, dep.node(logical_id), dep.ids[logical_id])
+
+
+def drifted(dep: HandlerDriver, logical_id: str) -> set[str]:
+    """The properties a drift check finds changed: what was applied against what AWS says."""
+    node = dep.node(logical_id)
+    return {d.property for d in compare(node.type, dep.props(logical_id), read(dep, logical_id))}
+
+
+def update(dep: HandlerDriver, logical_id: str, before: dict[str, Any]) -> None:
+    node = dep.node(logical_id)
+    dep.handler(logical_id).update(
+        dep.ctx, node, dep.ids[logical_id], before, dep.props(logical_id)
+    )
+
+
+def poll(attempt: Callable[[], Any], timeout: float = 60.0) -> tuple[Any, list[str]]:
+    """``attempt()`` until it neither raises RetryLater nor returns Pending (a deadline, no
+    fixed wait); its result and every reason it gave on the way, in order, once each."""
+    reasons: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = attempt()
+        except RetryLater as exc:
+            result, reason = None, exc.reason
+        else:
+            if not isinstance(result, Pending):
+                return result, reasons
+            reason = result.reason
+        if not reasons or reasons[-1] != reason:
+            reasons.append(reason)
+        assert time.monotonic() < deadline, f"still waiting: {reasons}"
+        time.sleep(0.05)
+
+
+def ready(dep: HandlerDriver, logical_id: str, timeout: float = 60.0) -> list[str]:
+    """check_ready until Ready (recording its attributes for the Refs of later nodes)."""
+    result, reasons = poll(lambda: dep.check(logical_id), timeout)
+    assert isinstance(result, Ready), (result, reasons)
+    dep.attributes[logical_id] = result.attributes
+    return reasons
+
+
+@pytest.fixture
+def fast_sandbox(sandbox):
+    """The sandbox at a quarter of its usual time scale (an instance refresh waits out each new
+    instance's warm-up, the group's 300 s health check grace period: 1.5 s here)."""
+    sandbox.config(time_scale=0.005)
+    yield sandbox
+    sandbox.config(time_scale=0.02)
+
+
+def gone(dep: HandlerDriver, logical_id: str) -> None:
+    """delete, then check_gone until Gone (an Auto Scaling group terminates its instances)."""
+    dep.delete(logical_id)
+    result, _ = poll(lambda: dep.check_gone(logical_id))
+    assert result == Gone()
 
 
 # -- artifacts ----------------------------------------------------------------------------------
@@ -516,7 +622,7 @@ def test_lambda_function_lifecycle(world, aws_context):
         [known[("LambdaSubnet1", "Id")], known[("LambdaSubnet2", "Id")]]
     )
     assert config["Environment"]["Variables"]["API_SECRET_ARN"] == known[("ApiSecret", "Id")]
-    # CreateFunction cannot reserve concurrency: check_ready did, as the plan asks.
+    # CreateFunction cannot reserve concurrency: create did it next, as the plan asks.
     reserved = got["Concurrency"]["ReservedConcurrentExecutions"]
     assert int(reserved) == node.properties["ReservedConcurrentExecutions"] == 10
 
@@ -528,8 +634,9 @@ def test_lambda_function_lifecycle(world, aws_context):
     assert handler.find(ctx, node, props) == []
 
 
-def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(start_moto):
+def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(start_moto, moto_endpoint):
     from deployer.aws import client_factory
+    from deployer.errors import classify
 
     # An account whose Lambda concurrency quota is 105: moto enforces AWS's rule (100
     # executions stay unreserved) only in a server started with a quota.
@@ -543,17 +650,26 @@ def test_lambda_says_when_the_account_cannot_reserve_its_concurrency(start_moto)
         RoleName="quota-test", AssumeRolePolicyDocument=LAMBDA_TRUST
     )["Role"]["Arn"]
     node = make_plan("ec2")["LambdaFunction"]
-    client(ctx, "lambda").create_function(
-        FunctionName="quota-test",
-        Runtime="python3.12",
-        Handler="index.handler",
-        Role=role,
-        Code={"ZipFile": artifacts.lambda_zip()},
-    )
-    result = settle(ctx, node, "quota-test")
-    assert isinstance(result, Failed)
-    assert "cannot reserve 10 concurrent executions" in result.reason
-    assert "100" in result.reason
+    props = {
+        "FunctionName": "quota-test",
+        "Runtime": "python3.12",
+        "Handler": "index.handler",
+        "Role": role,
+        "ReservedConcurrentExecutions": node.properties["ReservedConcurrentExecutions"],
+    }
+    handler = handler_for(node.type)
+    for attempt in (
+        lambda: handler.create(ctx, node, props),
+        # The function is there now (found by its tags on a later pass): update says it too.
+        lambda: handler.update(ctx, node, "quota-test", {}, props),
+    ):
+        with pytest.raises(ClientError) as refused:
+            attempt()
+        # What the deployment page shows: the reason in words, AWS's own beside it.
+        reason = classify(refused.value).text()
+        assert "cannot reserve 10 concurrent executions" in reason
+        assert "100" in reason and "InvalidParameterValueException" in reason
+    assert isinstance(settle(ctx, node, "quota-test"), Ready)  # check_ready only looks
 
 
 def test_lambda_waits_for_iam_propagation(world):
@@ -658,8 +774,11 @@ def test_image_resolution_falls_back_to_the_newest_al2023_image(aws_context):
 # -- the ALB stack: certificate, target group, load balancer, listener, template, group ---------
 
 
-def test_alb_stack_lifecycle(world):
+def test_alb_stack_lifecycle(world, fast_sandbox):
     ctx, known = world
+    # Through the sandbox: the load balancer provisions, the group's instances boot, and the
+    # group's check_ready looks for an instance refresh, which moto does not have.
+    ctx = via(ctx, fast_sandbox.url)
     graph = make_plan("alb")
     elbv2 = client(ctx, "elbv2")
     made: list[tuple[ResourceNode, str]] = []
@@ -670,7 +789,7 @@ def test_alb_stack_lifecycle(world):
         handler = handler_for(node.type)
         assert handler.find(ctx, node, props) == []
         physical_id = handler.create(ctx, node, props)
-        result = settle(ctx, node, physical_id)
+        result, _ = poll(lambda: handler.check_ready(ctx, node, physical_id))
         assert isinstance(result, Ready), result
         assert handler.find(ctx, node, props) == [physical_id]
         known[(logical_id, "Id")] = physical_id
@@ -717,7 +836,7 @@ def test_alb_stack_lifecycle(world):
     assert result.attributes == {"DNSName": lb["DNSName"]}
     assert lb["Scheme"] == "internal"
     assert len(lb["LoadBalancerName"]) <= 32
-    # CreateLoadBalancer takes no attributes: check_ready set the plan's.
+    # CreateLoadBalancer takes no attributes: create set the plan's right after it.
     attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb_arn)["Attributes"]
     assert as_dict(attributes)["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert_gantry_tags(
@@ -821,3 +940,422 @@ def test_alb_stack_lifecycle(world):
     for node, physical_id in reversed(made):
         delete_twice(ctx, node, physical_id)
         assert handler_for(node.type).find(ctx, node, resolve(node.properties, known)) == []
+
+
+# -- live stacks: read, update in place, drift -------------------------------------------------
+
+
+def test_lambda_reads_back_updates_in_place_and_repairs_drift(world, moto_endpoint):
+    ctx, known = world
+    lid = "LambdaFunction"
+    v1 = driver(replace(ctx, spec_tags=V1_TAGS), known, make_plan("ec2", tags=V1_TAGS))
+    v1.attributes["ApiInstance"] = {"PrivateDnsName": "ip-10-0-2-5.ec2.internal"}
+    name = v1.create(lid)
+    lam = aws(moto_endpoint, "lambda")
+    # The reservation is made by create itself (check_ready only looks).
+    assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 10
+    ready(v1, lid)
+    assert drifted(v1, lid) == set()
+    assert read(v1, lid)["VpcConfig"] == {
+        "SubnetIds": [known[("LambdaSubnet1", "Id")], known[("LambdaSubnet2", "Id")]],
+        "SecurityGroupIds": [known[("LambdaSecurityGroup", "Id")]],
+    }
+
+    # The next version: another API port (the function's environment) and other spec tags.
+    v2 = next_version(v1, make_plan("ec2", api_port=8443, tags=V2_TAGS), V2_TAGS)
+    update(v2, lid, v1.props(lid))
+    ready(v2, lid)
+    assert drifted(v2, lid) == set()
+    got = lam.get_function(FunctionName=name)
+    assert got["Configuration"]["Environment"]["Variables"]["API_PORT"] == "8443"
+    tags = got["Tags"]
+    assert tags["team"] == "orders" and tags["cost-centre"] == "42" and "tier" not in tags
+    assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag and tags[TAG_LOGICAL_ID] == lid
+    # And one without the second Lambda AZ: the function's VPC configuration changes in place.
+    one_az = make_plan("ec2", api_port=8443, tags=V2_TAGS, lambda_subnet_cidrs=["10.0.1.0/24"])
+    v3 = next_version(v2, one_az, V2_TAGS)
+    update(v3, lid, v2.props(lid))
+    ready(v3, lid)
+    assert drifted(v3, lid) == set()
+    assert read(v3, lid)["VpcConfig"]["SubnetIds"] == [known[("LambdaSubnet1", "Id")]]
+    update(v2, lid, v3.props(lid))  # and back
+    ready(v2, lid)
+
+    # Changed by hand: memory, an environment variable added, a tag and the reservation
+    # removed, other code. The drift check sees each; an update from what it read repairs them.
+    arn = got["Configuration"]["FunctionArn"]
+    variables = got["Configuration"]["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=name, MemorySize=1024, Environment={"Variables": {**variables, "DEBUG": "1"}}
+    )
+    lam.untag_resource(Resource=arn, TagKeys=["team"])
+    lam.delete_function_concurrency(FunctionName=name)
+    lam.update_function_code(FunctionName=name, ZipFile=artifacts.lambda_zip("other.handler"))
+    assert drifted(v2, lid) == {"MemorySize", "Environment", "Tags", "ReservedConcurrentExecutions"}
+    # One change at a time, as Lambda takes them: the code, then the configuration.
+    _, reasons = poll(lambda: update(v2, lid, read(v2, lid)))
+    assert reasons == [
+        "Lambda is applying the function's new code; its new configuration follows once that "
+        "is done"
+    ]
+    ready(v2, lid)
+    assert drifted(v2, lid) == set()
+    config = lam.get_function(FunctionName=name)["Configuration"]
+    assert config["CodeSha256"] == code_sha256("index.handler")
+    assert "DEBUG" not in config["Environment"]["Variables"]
+    # Up to date: an update changes nothing (no configuration or code call to wait for).
+    update(v2, lid, v2.props(lid))
+    assert (
+        lam.get_function(FunctionName=name)["Configuration"]["LastModified"]
+        == (config["LastModified"])
+    )
+    with pytest.raises(CannotUpdate, match="name cannot change"):
+        after = {**v2.props(lid), "FunctionName": "another-name"}
+        v2.handler(lid).update(v2.ctx, v2.node(lid), name, v2.props(lid), after)
+
+    v2.destroy(lid)
+    assert read(v2, lid) is None
+
+
+def test_lambda_changes_wait_while_lambda_applies_the_previous_one(world, sandbox, moto_endpoint):
+    """Through the sandbox: a function in a VPC is Pending for a while after its creation, and
+    InProgress after each change, and Lambda refuses another change meanwhile."""
+    ctx, known = world
+    lid = "LambdaFunction"
+    v1 = driver(via(ctx, sandbox.url), known, make_plan("ec2"))
+    v1.attributes["ApiInstance"] = {"PrivateDnsName": "ip-10-0-2-5.ec2.internal"}
+    name = v1.create(lid)
+    v2 = next_version(v1, make_plan("ec2", api_port=8443), {})
+    # Created a moment ago: still Pending, so the change waits (nothing is started).
+    with pytest.raises(RetryLater, match="still applying the function's previous change"):
+        update(v2, lid, v1.props(lid))
+    assert ready(v1, lid) == ["Lambda is creating its network interfaces in the VPC (~1 minute)"]
+
+    # Other code put in place outside Gantry (straight to moto): the update has a new
+    # configuration and new code to apply, which Lambda takes one after the other.
+    lam = aws(moto_endpoint, "lambda")
+    lam.update_function_code(FunctionName=name, ZipFile=artifacts.lambda_zip("other.handler"))
+    with pytest.raises(RetryLater, match="new configuration follows"):
+        update(v2, lid, v1.props(lid))
+    assert v2.check(lid) == Pending("Lambda is applying the function's new configuration or code")
+    with pytest.raises(ClientError) as conflict:
+        v2.ctx.client("lambda").update_function_configuration(FunctionName=name, Timeout=20)
+    assert conflict.value.response["Error"]["Code"] == "ResourceConflictException"
+    _, reasons = poll(lambda: update(v2, lid, v1.props(lid)))
+    assert reasons == [
+        "Lambda is still applying the function's previous change; the next one starts once "
+        "it is done"
+    ]
+    assert isinstance(v2.check(lid), Pending)  # the configuration change, now
+    ready(v2, lid)
+    assert drifted(v2, lid) == set()
+    config = lam.get_function(FunctionName=name)["Configuration"]
+    assert config["Environment"]["Variables"]["API_PORT"] == "8443"
+    assert config["CodeSha256"] == code_sha256("index.handler")
+    assert config["Timeout"] == v2.props(lid)["Timeout"]  # the refused change never happened
+
+
+def test_instance_reads_back_updates_in_place_and_repairs_drift(world, moto_endpoint):
+    ctx, known = world
+    lid = "ApiInstance"
+    v1 = driver(replace(ctx, spec_tags=V1_TAGS), known, make_plan("ec2", tags=V1_TAGS))
+    instance_id = v1.create(lid)
+    ready(v1, lid)
+    assert drifted(v1, lid) == set()
+    assert read(v1, lid)["IamInstanceProfile"] == known[("ApiInstanceProfile", "Id")]
+
+    # What a new version changes in place on the API instance: its tags (a new port or
+    # credential is new user data, which replaces the instance).
+    v2 = next_version(v1, make_plan("ec2", tags=V2_TAGS), V2_TAGS)
+    update(v2, lid, v1.props(lid))
+    ready(v2, lid)
+    assert drifted(v2, lid) == set()
+    ec2 = aws(moto_endpoint, "ec2")
+
+    def described() -> dict[str, Any]:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return reservations[0]["Instances"][0]
+
+    tags = as_dict(described()["Tags"])
+    assert tags["team"] == "orders" and tags["cost-centre"] == "42" and "tier" not in tags
+    assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag
+
+    # Changed by hand: a second security group, IMDSv1 allowed again, another instance
+    # profile, a tag removed.
+    iam = aws(moto_endpoint, "iam")
+    other_profile = iam.create_instance_profile(InstanceProfileName=f"{ctx.deployment_tag}-other")[
+        "InstanceProfile"
+    ]
+    association = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"][0]
+    ec2.replace_iam_instance_profile_association(
+        IamInstanceProfile={"Arn": other_profile["Arn"]},
+        AssociationId=association["AssociationId"],
+    )
+    ec2.modify_instance_attribute(
+        InstanceId=instance_id,
+        Groups=[known[("ApiSecurityGroup", "Id")], known[("LambdaSecurityGroup", "Id")]],
+    )
+    ec2.modify_instance_metadata_options(InstanceId=instance_id, HttpTokens="optional")
+    ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": "team"}])
+    # (moto's DescribeInstances keeps showing the profile the instance was launched with, so
+    # the profile's drift shows on AWS only; update judges by the association itself.)
+    assert drifted(v2, lid) == {"SecurityGroupIds", "MetadataOptions", "Tags"}
+    update(v2, lid, read(v2, lid))
+    ready(v2, lid)
+    assert drifted(v2, lid) == set()
+    instance = described()
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [known[("ApiSecurityGroup", "Id")]]
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    (association,) = ec2.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+    )["IamInstanceProfileAssociations"]
+    assert association["IamInstanceProfile"]["Arn"] == known[("ApiInstanceProfile", "Arn")]
+
+    # A new instance type: EC2 changes it on a stopped instance only. The update stops it, then
+    # changes the type and starts it again, and check_ready waits for it to run.
+    bigger = {**v2.props(lid), "InstanceType": "t3.small"}
+    handler, node = v2.handler(lid), v2.node(lid)
+    _, reasons = poll(lambda: handler.update(ctx, node, instance_id, v2.props(lid), bigger))
+    assert reasons[0].startswith("stopping the API instance to change its type (t3.micro -> ")
+    ready(v2, lid)
+    assert described()["InstanceType"] == "t3.small"
+    assert described()["State"]["Name"] == "running"
+
+    # What cannot change on a running instance is refused: the change set replaces it.
+    with pytest.raises(CannotUpdate, match="another subnet"):
+        moved = {**v2.props(lid), "SubnetId": known[("ApiSubnet2", "Id")]}
+        handler.update(ctx, node, instance_id, v2.props(lid), moved)
+
+    v2.delete(lid)
+    assert read(v2, lid) is None
+
+
+ALB_STACK = (
+    "ApiCertificate",
+    "ApiTargetGroup",
+    "ApiLoadBalancer",
+    "ApiListener",
+    "ApiLaunchTemplate",
+    "ApiAutoScalingGroup",
+)
+
+
+def test_alb_stack_reads_back_updates_in_place_and_repairs_drift(
+    world, fast_sandbox, moto_endpoint
+):
+    ctx, known = world
+    v1 = driver(
+        via(replace(ctx, spec_tags=V1_TAGS), fast_sandbox.url),
+        known,
+        make_plan("alb", tags=V1_TAGS),
+    )
+    for lid in ALB_STACK:
+        v1.create(lid)
+        ready(v1, lid)
+        assert drifted(v1, lid) == set(), lid
+    applied = {lid: v1.props(lid) for lid in ALB_STACK}
+    elbv2 = aws(moto_endpoint, "elbv2")
+    # Through the sandbox, AWS's view: the group's instances and the launch template versions
+    # (the sandbox keeps the versions' user data, see deployer/sandbox/behaviours.py).
+    autoscaling, ec2 = v1.ctx.client("autoscaling"), v1.ctx.client("ec2")
+    group_name = v1.ids["ApiAutoScalingGroup"]
+
+    def group() -> dict[str, Any]:
+        return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])[
+            "AutoScalingGroups"
+        ][0]
+
+    first_instances = {i["InstanceId"] for i in group()["Instances"]}
+    assert len(first_instances) == 2
+    template_id = v1.ids["ApiLaunchTemplate"]
+    first_image = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]["ImageId"]
+
+    # The next version: API port 8443, a third API AZ, other tags. The target group's port
+    # cannot change, so the change set replaces it (its next generation); the rest is modified.
+    three_azs = ["10.0.2.0/24", "10.0.3.0/24", "10.0.5.0/24"]
+    v2 = next_version(
+        v1, make_plan("alb", api_port=8443, api_subnet_cidrs=three_azs, tags=V2_TAGS), V2_TAGS
+    )
+    first_target_group = v1.ids["ApiTargetGroup"]
+    v2.graph["ApiTargetGroup"].meta["generation"] = 1
+    v2.create("ApiTargetGroup")
+    ready(v2, "ApiTargetGroup")
+    waited = {}
+    for lid in ALB_STACK:
+        if lid != "ApiTargetGroup":
+            update(v2, lid, applied[lid])
+            waited[lid] = ready(v2, lid)
+        assert drifted(v2, lid) == set(), lid
+        tags = {t["Key"]: t["Value"] for t in read(v2, lid).get("Tags") or []}
+        if lid != "ApiListener" and lid != "ApiLaunchTemplate":
+            assert (tags["team"], tags["cost-centre"], "tier" in tags) == ("orders", "42", False)
+            assert tags[TAG_DEPLOYMENT] == ctx.deployment_tag and tags[TAG_LOGICAL_ID] == lid
+
+    listener = elbv2.describe_listeners(ListenerArns=[v2.ids["ApiListener"]])["Listeners"][0]
+    assert listener["Port"] == 8443
+    assert listener["DefaultActions"][0]["TargetGroupArn"] == v2.ids["ApiTargetGroup"]
+    lb = elbv2.describe_load_balancers(LoadBalancerArns=[v2.ids["ApiLoadBalancer"]])
+    assert len(lb["LoadBalancers"][0]["AvailabilityZones"]) == 3
+    # The launch template has a second version, the default, with the new port and the same
+    # image (the SSM reference did not change, so the AMI is not looked up again).
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
+    assert (template["LatestVersionNumber"], template["DefaultVersionNumber"]) == (2, 2)
+    assert v2.attributes["ApiLaunchTemplate"] == {"LatestVersionNumber": "2"}
+    second = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=["2"])[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]
+    assert second["ImageId"] == first_image
+    assert "GANTRY_API_PORT=8443\n" in base64.b64decode(second["UserData"]).decode()
+    update(v2, "ApiLaunchTemplate", v2.props("ApiLaunchTemplate"))  # again: no third version
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
+    assert template["LatestVersionNumber"] == 2
+    # The group launches from version 2 in three AZs, behind the new target group, and its
+    # instances from version 1 were replaced by an instance refresh while check_ready waited.
+    now = group()
+    assert now["LaunchTemplate"]["Version"] == "2"
+    assert (now["MinSize"], now["DesiredCapacity"], now["MaxSize"]) == (1, 3, 6)
+    assert len(now["VPCZoneIdentifier"].split(",")) == 3
+    assert now["TargetGroupARNs"] == [v2.ids["ApiTargetGroup"]]
+    assert {i["LaunchTemplate"]["Version"] for i in now["Instances"]} == {"2"}
+    assert not first_instances & {i["InstanceId"] for i in now["Instances"]}
+    assert any("instance refresh" in r and "% done" in r for r in waited["ApiAutoScalingGroup"])
+    refresh = autoscaling.describe_instance_refreshes(AutoScalingGroupName=group_name)[
+        "InstanceRefreshes"
+    ]
+    assert [r["Status"] for r in refresh] == ["Successful"]
+    assert refresh[0]["DesiredConfiguration"]["LaunchTemplate"]["Version"] == "2"
+    # The replaced target group goes once nothing forwards to it.
+    handler_for("AWS::ElasticLoadBalancingV2::TargetGroup").delete(
+        ctx, v1.node("ApiTargetGroup"), first_target_group
+    )
+
+    # Changed by hand, straight to moto; the drift check sees it, an update from what it
+    # read puts it back.
+    lb_arn, tg_arn = v2.ids["ApiLoadBalancer"], v2.ids["ApiTargetGroup"]
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=lb_arn,
+        Attributes=[{"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "false"}],
+    )
+    elbv2.set_security_groups(
+        LoadBalancerArn=lb_arn, SecurityGroups=[known[("LambdaSecurityGroup", "Id")]]
+    )
+    elbv2.remove_tags(ResourceArns=[lb_arn], TagKeys=["team"])
+    elbv2.modify_target_group(
+        TargetGroupArn=tg_arn, HealthCheckPath="/", Matcher={"HttpCode": "200-399"}
+    )
+    elbv2.add_tags(ResourceArns=[tg_arn], Tags=[{"Key": "team", "Value": "someone-else"}])
+    elbv2.modify_listener(ListenerArn=v2.ids["ApiListener"], SslPolicy="ELBSecurityPolicy-2016-08")
+    aws(moto_endpoint, "acm").remove_tags_from_certificate(
+        CertificateArn=v2.ids["ApiCertificate"], Tags=[{"Key": "team"}]
+    )
+    aws(moto_endpoint, "autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=group_name, MaxSize=9
+    )
+    aws(moto_endpoint, "autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "owner",
+                "Value": "someone",
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    expected = {
+        "ApiLoadBalancer": {"LoadBalancerAttributes", "SecurityGroups", "Tags"},
+        "ApiTargetGroup": {"HealthCheckPath", "Matcher", "Tags"},
+        "ApiListener": {"SslPolicy"},
+        "ApiCertificate": {"Tags"},
+        "ApiAutoScalingGroup": {"MaxSize", "Tags"},
+    }
+    assert {lid: drifted(v2, lid) for lid in expected} == expected
+    for lid in expected:
+        update(v2, lid, read(v2, lid))
+        ready(v2, lid)
+        assert drifted(v2, lid) == set(), lid
+    assert "owner" not in {t["Key"] for t in group()["Tags"]}  # it was not planned
+
+    # A launch template version made by hand (and made the default): AWS's schema keeps the
+    # launch data write-only, so the drift check compares none of it, but an update from what
+    # it read makes the planned data the latest and default version again.
+    hand_made = aws(moto_endpoint, "ec2").create_launch_template_version(
+        LaunchTemplateId=template_id,
+        SourceVersion="2",
+        LaunchTemplateData={"InstanceType": "t3.large"},
+    )["LaunchTemplateVersion"]["VersionNumber"]
+    aws(moto_endpoint, "ec2").modify_launch_template(
+        LaunchTemplateId=template_id, DefaultVersion=str(hand_made)
+    )
+    update(v2, "ApiLaunchTemplate", read(v2, "ApiLaunchTemplate"))
+    ready(v2, "ApiLaunchTemplate")
+    template = ec2.describe_launch_templates(LaunchTemplateIds=[template_id])["LaunchTemplates"][0]
+    assert template["LatestVersionNumber"] == template["DefaultVersionNumber"] == hand_made + 1
+    latest = ec2.describe_launch_template_versions(
+        LaunchTemplateId=template_id, Versions=[str(hand_made + 1)]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    assert latest["InstanceType"] == "t3.micro" and latest["UserData"] == second["UserData"]
+
+    with pytest.raises(CannotUpdate, match="Scheme cannot change"):
+        internet = {**v2.props("ApiLoadBalancer"), "Scheme": "internet-facing"}
+        v2.handler("ApiLoadBalancer").update(
+            v2.ctx, v2.node("ApiLoadBalancer"), lb_arn, {}, internet
+        )
+    with pytest.raises(CannotUpdate, match="Port cannot change"):
+        other = {**v2.props("ApiTargetGroup"), "Port": 9443}
+        v2.handler("ApiTargetGroup").update(v2.ctx, v2.node("ApiTargetGroup"), tg_arn, {}, other)
+
+    for lid in reversed(ALB_STACK):
+        gone(v2, lid)
+        assert read(v2, lid) is None, lid
+
+
+def test_auto_scaling_group_rolled_back_mid_refresh_cancels_it_and_runs_the_old_version(
+    world, fast_sandbox
+):
+    """An update to launch template version 2 rolled back while its instance refresh is at
+    work: the refresh is cancelled (on success AWS would give the group version 2 again), and
+    the group ends on version 3, version 1's data made anew (a version never changes), every
+    instance launched from it."""
+    ctx, known = world
+    v1 = driver(via(ctx, fast_sandbox.url), known, make_plan("alb"))
+    v1.ids["ApiTargetGroup"] = v1.create("ApiTargetGroup")
+    for lid in ("ApiLaunchTemplate", "ApiAutoScalingGroup"):
+        v1.create(lid)
+        ready(v1, lid)
+    applied = {lid: v1.props(lid) for lid in ("ApiLaunchTemplate", "ApiAutoScalingGroup")}
+    v2 = next_version(v1, make_plan("alb", api_port=8443), {})
+    update(v2, "ApiLaunchTemplate", applied["ApiLaunchTemplate"])
+    ready(v2, "ApiLaunchTemplate")
+    update(v2, "ApiAutoScalingGroup", applied["ApiAutoScalingGroup"])
+    autoscaling = v2.ctx.client("autoscaling")
+    name = v2.ids["ApiAutoScalingGroup"]
+    (refresh,) = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)[
+        "InstanceRefreshes"
+    ]
+    assert refresh["Status"] in ("Pending", "InProgress")
+
+    # The rollback: both back to what version 1 applied (the template's data as a new version).
+    back = next_version(v2, make_plan("alb"), {})
+    update(back, "ApiLaunchTemplate", v2.props("ApiLaunchTemplate"))
+    ready(back, "ApiLaunchTemplate")
+    assert back.attributes["ApiLaunchTemplate"] == {"LatestVersionNumber": "3"}
+    poll(lambda: update(back, "ApiAutoScalingGroup", v2.props("ApiAutoScalingGroup")))
+    ready(back, "ApiAutoScalingGroup")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ][0]
+    assert group["LaunchTemplate"]["Version"] == "3"
+    assert {i["LaunchTemplate"]["Version"] for i in group["Instances"]} == {"3"}
+    refreshes = autoscaling.describe_instance_refreshes(AutoScalingGroupName=name)[
+        "InstanceRefreshes"
+    ]
+    assert refreshes[-1]["InstanceRefreshId"] == refresh["InstanceRefreshId"]
+    assert refreshes[-1]["Status"] == "Cancelled"
+    assert drifted(back, "ApiAutoScalingGroup") == set()
+    for lid in ("ApiAutoScalingGroup", "ApiLaunchTemplate", "ApiTargetGroup"):
+        gone(back, lid)

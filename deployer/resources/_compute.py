@@ -4,6 +4,10 @@ Scaling group, ELBv2, ACM, Lambda). EC2 basics (error codes, TagSpecifications) 
 
 - :func:`node_tags`: the tag set a resource is created with (``ctx.owns`` is the find-by-tags
   test for services whose list calls cannot filter by tag: ELBv2, ACM, Lambda).
+- :func:`tag_changes`: what an update sets and removes to take a resource's tags from
+  ``before`` to ``after`` (the gantry tags are never removed).
+- :func:`project` and :func:`differing`: a live value in the shape the plan gives it, and which
+  properties an update has to send (compared the way a drift check compares them).
 - :func:`elbv2_tagged`: which ELBv2 ARNs carry the node's gantry tags (DescribeTags, 20 at a
   time).
 - :func:`request_token`: a ClientToken that changes when the request does.
@@ -22,8 +26,9 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from deployer.drift import normalise
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import TAG_DEPLOYMENT, AwsContext, RetryLater
+from deployer.resources.base import TAG_DEPLOYMENT, AwsContext, RetryLater, tag_map
 from designer.graph import ResourceNode
 
 #: DescribeTags (ELBv2) takes at most 20 ARNs per call.
@@ -49,6 +54,71 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
+#: Tag key prefixes an update never removes: Gantry's own (what find() and ownership rely on)
+#: and AWS's (``aws:...``, which only AWS may write).
+KEPT_TAG_PREFIXES = ("gantry:", "aws:")
+
+
+def tag_changes(before: Any, after: Any) -> tuple[dict[str, str], list[str]]:
+    """``(to_set, to_remove)`` taking tags ``before`` (any AWS shape) to ``after``: the keys of
+    ``after`` whose value ``before`` does not have, and the keys ``before`` has that ``after``
+    has not, except Gantry's and AWS's own. With ``before`` empty (a resource just adopted)
+    every tag of ``after`` is set, which is idempotent."""
+    old, new = tag_map(before), tag_map(after)
+    to_set = {key: value for key, value in new.items() if old.get(key) != value}
+    to_remove = [key for key in old if key not in new and not key.startswith(KEPT_TAG_PREFIXES)]
+    return to_set, to_remove
+
+
+def project(live: Any, planned: Any) -> Any:
+    """``live`` (what AWS describes) cut to the shape of ``planned`` (what the plan sets): of a
+    structure the provider schema defines (``MetadataOptions``, ``VpcConfig``, a listener's
+    actions) only the keys the plan gives, so the fields AWS adds with their defaults
+    (``VpcId``, ``HttpProtocolIpv6``, ``ForwardConfig``...) are not taken for drift. A list of
+    structures is cut item by item to the keys any planned item has. Free-form maps (a
+    function's environment variables, tags) must not go through here: a key added to them by
+    hand is drift."""
+    if isinstance(planned, dict) and isinstance(live, dict):
+        return {key: project(live[key], planned[key]) for key in planned if key in live}
+    if isinstance(planned, list | tuple) and isinstance(live, list | tuple):
+        template: dict[str, Any] = {}
+        for item in planned:
+            if isinstance(item, dict):
+                template = _merged(template, item)
+        if not template:
+            return list(live)
+        return [project(item, template) for item in live]
+    return live
+
+
+def _merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out.setdefault(key, value)
+    return out
+
+
+def same(a: Any, b: Any, key: str = "") -> bool:
+    """Whether two property values are equal the way a drift check compares them (numbers and
+    booleans as AWS spells them, lists in any order, tags as maps)."""
+    return normalise(a, key=key) == normalise(b, key=key)
+
+
+def differing(
+    current: dict[str, Any], wanted: dict[str, Any], names: Iterable[str]
+) -> dict[str, Any]:
+    """Of ``names``, the properties ``wanted`` has whose value ``current`` does not (compared
+    as a drift check compares them), with their wanted values: what an update sends."""
+    return {
+        name: wanted[name]
+        for name in names
+        if name in wanted and not same(current.get(name), wanted[name], name)
+    }
+
+
 def elbv2_tagged(ctx: AwsContext, node: ResourceNode, arns: Iterable[str]) -> list[str]:
     """The ARNs among ``arns`` (load balancers, target groups, listeners) that carry the node's
     gantry tags. ELBv2 has no tag filter on its describe calls, so this is list-then-check."""
@@ -69,6 +139,27 @@ def elbv2_tagged(ctx: AwsContext, node: ResourceNode, arns: Iterable[str]) -> li
             continue
         found += [d["ResourceArn"] for d in descriptions if ctx.owns(node, d.get("Tags"))]
     return found
+
+
+def elbv2_tags(ctx: AwsContext, arn: str) -> list[dict[str, str]]:
+    """The tags of one ELBv2 resource (load balancer, target group, listener)."""
+    descriptions = ctx.client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"]
+    return tag_list(tag_map(descriptions[0].get("Tags") if descriptions else []))
+
+
+def set_elbv2_tags(
+    ctx: AwsContext, arn: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Take an ELBv2 resource's tags from ``before["Tags"]`` to ``after["Tags"]`` (AddTags
+    overwrites the values of keys it names; the gantry tags are never removed)."""
+    if "Tags" not in after:
+        return
+    to_set, to_remove = tag_changes(before.get("Tags"), after["Tags"])
+    elbv2 = ctx.client("elbv2")
+    if to_set:
+        elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(to_set))
+    if to_remove:
+        elbv2.remove_tags(ResourceArns=[arn], TagKeys=to_remove)
 
 
 def request_token(ctx: AwsContext, node: ResourceNode, request: dict[str, Any]) -> str:

@@ -17,6 +17,11 @@ Physical id: the certificate ARN (CloudFormation's ``Ref``). ImportCertificate h
 idempotency token; a duplicate left by a lost response is found by its gantry tags and removed
 by the engine. Delete: ``ResourceInUseException`` while the listener that uses it is still being
 deleted becomes ``RetryLater``.
+
+Read: ACM's ``DomainName`` of an imported certificate is its common name (the deployment's
+``.internal`` one); the plan's ``DomainName`` is the first subject alternative name, and that is
+what read reports under it. Only the tags change in place (AddTagsToCertificate /
+RemoveTagsFromCertificate); everything else of a certificate is create-only.
 """
 
 from __future__ import annotations
@@ -30,9 +35,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from deployer.resources._compute import node_tags, tag_list
+from deployer.resources._compute import node_tags, tag_changes, tag_list
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import (
+    AwsContext,
+    CannotUpdate,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+    tag_map,
+)
 from designer.graph import ResourceNode
 
 VALIDITY = datetime.timedelta(days=365)
@@ -153,6 +167,42 @@ class CertificateHandler:
         if status != "ISSUED":
             return Pending(f"certificate is {status.lower().replace('_', ' ')}")
         return Ready({})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        certificate = _describe(ctx, physical_id)
+        if certificate is None:
+            return None
+        try:
+            tags = ctx.client("acm").list_tags_for_certificate(CertificateArn=physical_id)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None  # deleted since the describe
+            raise
+        names = certificate.get("SubjectAlternativeNames") or [certificate.get("DomainName")]
+        return {"DomainName": names[0], "Tags": tag_list(tag_map(tags.get("Tags")))}
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        if before.get("DomainName", after.get("DomainName")) != after.get("DomainName"):
+            raise CannotUpdate(
+                "a certificate's domain name cannot change; it is replaced by a new certificate"
+            )
+        if "Tags" not in after:
+            return
+        to_set, to_remove = tag_changes(before.get("Tags"), after["Tags"])
+        acm = ctx.client("acm")
+        if to_set:
+            acm.add_tags_to_certificate(CertificateArn=physical_id, Tags=tag_list(to_set))
+        if to_remove:
+            acm.remove_tags_from_certificate(
+                CertificateArn=physical_id, Tags=[{"Key": key} for key in to_remove]
+            )
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

@@ -14,6 +14,16 @@ keeps answering a token with the *same* instance for at least 24 hours after tha
 terminated: a re-create with the same request in that window would get the dead instance back.
 :meth:`InstanceHandler.create` notices and moves to a token derived from the dead instance's id,
 which is just as deterministic for a retry.
+
+Updates compare with the instance as DescribeInstances shows it (one call) and change in place
+what EC2 allows on a running instance: its security groups (ModifyInstanceAttribute
+``Groups``), its instance profile (Associate / ReplaceIamInstanceProfileAssociation), its
+metadata options (ModifyInstanceMetadataOptions) and its tags. A new instance type needs the
+instance stopped (CloudFormation's "some interruptions"): the update stops it and asks to be
+called again, then changes the type and starts it, and ``check_ready`` waits for it to run. The
+image, the subnet, the volumes and the user data (which configures the API at first boot only)
+cannot change on a running instance: the change set replaces the instance, and update refuses
+them (:class:`CannotUpdate`).
 """
 
 from __future__ import annotations
@@ -27,12 +37,24 @@ from deployer.resources._compute import (
     credential_secret_arn,
     derived_token,
     node_tags,
+    project,
     request_token,
     resolve_image_id,
+    same,
+    tag_changes,
     tag_list,
 )
 from deployer.resources._ec2 import is_not_found, not_visible_yet
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import (
+    AwsContext,
+    CannotUpdate,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+    tag_map,
+)
 from designer.graph import ResourceNode
 from workload.artifacts import render_user_data
 
@@ -65,6 +87,36 @@ def _describe(ctx: AwsContext, instance_id: str) -> dict[str, Any] | None:
         raise
     instances = [i for r in reservations for i in r["Instances"]]
     return instances[0] if instances else None
+
+
+def _profile_name(profile: Any) -> str | None:
+    """An instance profile's name from its name or ARN (``arn:...:instance-profile/path/name``):
+    CloudFormation's ``IamInstanceProfile`` is the name (its Ref), EC2 reports the ARN."""
+    if isinstance(profile, dict):
+        profile = profile.get("Arn") or profile.get("Name")
+    if not profile:
+        return None
+    return str(profile).rsplit("/", 1)[-1] if str(profile).startswith("arn:") else str(profile)
+
+
+def _live(instance: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """DescribeInstances' answer under CloudFormation names, in the plan's shapes.
+
+    Left out: ``ImageId`` (the plan's is an SSM reference the instance does not keep, and an
+    instance's image never changes) and ``BlockDeviceMappings`` (EC2 describes only the
+    attached volumes' ids, not their type, size or encryption)."""
+    out: dict[str, Any] = {
+        "InstanceType": instance.get("InstanceType"),
+        "SubnetId": instance.get("SubnetId"),
+        "SecurityGroupIds": [g["GroupId"] for g in instance.get("SecurityGroups") or []],
+        "IamInstanceProfile": _profile_name(instance.get("IamInstanceProfile")),
+        "Tags": tag_list(tag_map(instance.get("Tags"))),
+    }
+    if "MetadataOptions" in instance:
+        out["MetadataOptions"] = project(
+            instance["MetadataOptions"], planned.get("MetadataOptions")
+        )
+    return out
 
 
 def _state_reason(instance: dict[str, Any]) -> str:
@@ -159,6 +211,118 @@ class InstanceHandler:
         if state in DEAD_STATES:
             return Failed(f"the API instance was terminated: {_state_reason(instance)}")
         return Failed(f"the API instance is {state}: {_state_reason(instance)}")
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        instance = _describe(ctx, physical_id)
+        if instance is None or instance["State"]["Name"] in DEAD_STATES:
+            return None
+        return _live(instance, node.properties)
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        instance = _describe(ctx, physical_id)
+        if instance is None or instance["State"]["Name"] in DEAD_STATES:
+            raise CannotUpdate(f"the API instance {physical_id} no longer exists")
+        live = _live(instance, after)
+        for name in ("ImageId", "BlockDeviceMappings"):
+            if name in before and name in after and not same(before[name], after[name], name):
+                raise CannotUpdate(
+                    f"an instance's {name} cannot change while it runs; it is replaced by a "
+                    "new instance"
+                )
+        if "SubnetId" in after and live["SubnetId"] != after["SubnetId"]:
+            raise CannotUpdate(
+                f"an instance cannot move to another subnet ({live['SubnetId']} -> "
+                f"{after['SubnetId']}); it is replaced by a new instance"
+            )
+        ec2 = ctx.client("ec2")
+        if "SecurityGroupIds" in after and not same(
+            live["SecurityGroupIds"], after["SecurityGroupIds"]
+        ):
+            ec2.modify_instance_attribute(
+                InstanceId=physical_id, Groups=list(after["SecurityGroupIds"])
+            )
+        if "IamInstanceProfile" in after or "IamInstanceProfile" in before:
+            self._set_profile(ctx, physical_id, after.get("IamInstanceProfile"))
+        if "MetadataOptions" in after and not same(
+            live.get("MetadataOptions"), after["MetadataOptions"], "MetadataOptions"
+        ):
+            ec2.modify_instance_metadata_options(InstanceId=physical_id, **after["MetadataOptions"])
+        if "Tags" in after:
+            to_set, _ = tag_changes(live["Tags"], after["Tags"])
+            _, to_remove = tag_changes(before.get("Tags"), after["Tags"])
+            to_remove = [key for key in to_remove if key in tag_map(live["Tags"])]
+            if to_set:
+                ec2.create_tags(Resources=[physical_id], Tags=tag_list(to_set))
+            if to_remove:
+                ec2.delete_tags(Resources=[physical_id], Tags=[{"Key": k} for k in to_remove])
+        if "InstanceType" in after and live["InstanceType"] != after["InstanceType"]:
+            self._change_type(ctx, instance, after["InstanceType"])
+
+    @staticmethod
+    def _set_profile(ctx: AwsContext, instance_id: str, wanted: Any) -> None:
+        """Give the instance the instance profile ``wanted`` (a name or ARN; None: none),
+        judged by its association, which is what EC2 changes (an emulator's DescribeInstances
+        may keep showing the profile the instance was launched with)."""
+        name = _profile_name(wanted)
+        ec2 = ctx.client("ec2")
+        associations = ec2.describe_iam_instance_profile_associations(
+            Filters=[
+                {"Name": "instance-id", "Values": [instance_id]},
+                {"Name": "state", "Values": ["associating", "associated"]},
+            ]
+        )["IamInstanceProfileAssociations"]
+        current = [_profile_name(a.get("IamInstanceProfile")) for a in associations]
+        if current == ([name] if name else []):
+            return
+        spec = {"Arn": wanted} if str(wanted).startswith("arn:") else {"Name": name}
+        try:
+            if name is None:
+                for association in associations:
+                    ec2.disassociate_iam_instance_profile(
+                        AssociationId=association["AssociationId"]
+                    )
+            elif associations:
+                ec2.replace_iam_instance_profile_association(
+                    IamInstanceProfile=spec, AssociationId=associations[0]["AssociationId"]
+                )
+            else:
+                ec2.associate_iam_instance_profile(IamInstanceProfile=spec, InstanceId=instance_id)
+        except ClientError as exc:
+            if _is_profile_propagation(exc):
+                raise RetryLater(
+                    "the instance profile is not yet usable by EC2 (IAM propagation takes ~10 s)"
+                ) from exc
+            raise
+
+    @staticmethod
+    def _change_type(ctx: AwsContext, instance: dict[str, Any], wanted: str) -> None:
+        """A new instance type: EC2 changes it only on a stopped instance. Stop, then (on a
+        later call) change and start; each step asks to be called again until the next one
+        can be taken."""
+        ec2 = ctx.client("ec2")
+        instance_id, state = instance["InstanceId"], instance["State"]["Name"]
+        change = f"{instance['InstanceType']} -> {wanted}"
+        if state == "pending":
+            raise RetryLater(
+                f"the API instance is starting; its type changes ({change}) once it runs"
+            )
+        if state == "running":
+            ec2.stop_instances(InstanceIds=[instance_id])
+            raise RetryLater(
+                f"stopping the API instance to change its type ({change}); EC2 changes the type "
+                "of a stopped instance only, so the API is unavailable until it starts again"
+            )
+        if state == "stopping":
+            raise RetryLater(f"waiting for the API instance to stop to change its type ({change})")
+        ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": wanted})
+        ec2.start_instances(InstanceIds=[instance_id])
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

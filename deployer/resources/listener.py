@@ -9,6 +9,10 @@ listeners of *this* load balancer for the gantry tags. A load balancer has at mo
 per port (a second CreateListener on the same port with other settings fails
 ``DuplicateListener``; with the same settings it returns the existing one), so there is no way to
 end up with two.
+
+Updates in place (ModifyListener): port, protocol, TLS policy, certificate and default actions
+(a new target group after a new API port). The load balancer is create-only. The tags stay the
+ones it was created with: CloudFormation's listener has no ``Tags`` for a change to name.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._compute import elbv2_tagged, node_tags, tag_list
+from deployer.resources._compute import differing, elbv2_tagged, node_tags, project, tag_list
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
+from deployer.resources.base import AwsContext, CannotUpdate, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
 PASSTHROUGH = (
@@ -33,14 +37,32 @@ PASSTHROUGH = (
 )
 
 
-def _exists(ctx: AwsContext, arn: str) -> bool:
+#: What ModifyListener changes (same names in CloudFormation and the API).
+MODIFIABLE = ("Port", "Protocol", "SslPolicy", "Certificates", "DefaultActions", "AlpnPolicy")
+
+
+def _describe(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
     try:
         listeners = ctx.client("elbv2").describe_listeners(ListenerArns=[arn])["Listeners"]
     except ClientError as exc:
         if error_code(exc) in {"ListenerNotFound", "LoadBalancerNotFound"}:
-            return False
+            return None
         raise
-    return bool(listeners)
+    return listeners[0] if listeners else None
+
+
+def _exists(ctx: AwsContext, arn: str) -> bool:
+    return _describe(ctx, arn) is not None
+
+
+def _live(listener: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """A listener under CloudFormation names; its certificates and actions in the plan's shape
+    (AWS adds a forward action's ``ForwardConfig`` and the like)."""
+    out = {key: listener[key] for key in ("LoadBalancerArn", *MODIFIABLE) if key in listener}
+    for key in ("Certificates", "DefaultActions"):
+        if key in out and key in planned:
+            out[key] = project(out[key], planned[key])
+    return out
 
 
 class ListenerHandler:
@@ -73,6 +95,30 @@ class ListenerHandler:
         if not _exists(ctx, physical_id):
             return Pending("waiting for AWS to show the new listener")
         return Ready({})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        listener = _describe(ctx, physical_id)
+        return None if listener is None else _live(listener, node.properties)
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        listener = _describe(ctx, physical_id)
+        if listener is None:
+            raise CannotUpdate(f"the listener {physical_id} no longer exists")
+        live = _live(listener, after)
+        if "LoadBalancerArn" in after and live.get("LoadBalancerArn") != after["LoadBalancerArn"]:
+            raise CannotUpdate(
+                "a listener cannot move to another load balancer; it is replaced by a new one"
+            )
+        changes = differing(live, after, MODIFIABLE)
+        if changes:
+            ctx.client("elbv2").modify_listener(ListenerArn=physical_id, **changes)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

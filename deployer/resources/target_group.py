@@ -8,6 +8,10 @@ a retry after a lost response makes no duplicate.
 
 Delete: while a listener still forwards to it AWS answers ``ResourceInUse``; that is transient
 during a destroy (the listener is being deleted), so it becomes ``RetryLater``.
+
+Updates in place: the health check settings and matcher (ModifyTargetGroup) and the tags. The
+port, protocol, VPC, target type and protocol version are create-only (a new API port is a new
+target group, which the listener and the Auto Scaling group then move to).
 """
 
 from __future__ import annotations
@@ -16,18 +20,33 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from deployer.resources._compute import elbv2_tagged, node_tags, tag_list
+from deployer.resources._compute import (
+    differing,
+    elbv2_tagged,
+    elbv2_tags,
+    node_tags,
+    project,
+    same,
+    set_elbv2_tags,
+    tag_list,
+)
 from deployer.resources._ec2 import error_code
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import (
+    AwsContext,
+    CannotUpdate,
+    Failed,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+)
 from designer.graph import ResourceNode
 
 NAME_MAX = 32
-PASSTHROUGH = (
-    "Protocol",
-    "ProtocolVersion",
-    "Port",
-    "VpcId",
-    "TargetType",
+
+
+#: What ModifyTargetGroup changes (same names in CloudFormation and the API).
+HEALTH_CHECK = (
     "HealthCheckEnabled",
     "HealthCheckProtocol",
     "HealthCheckPort",
@@ -37,18 +56,34 @@ PASSTHROUGH = (
     "HealthyThresholdCount",
     "UnhealthyThresholdCount",
     "Matcher",
-    "IpAddressType",
 )
+#: Set when the target group is made, never changed.
+CREATE_ONLY = ("Protocol", "ProtocolVersion", "Port", "VpcId", "TargetType", "IpAddressType")
+#: CloudFormation properties passed to CreateTargetGroup unchanged.
+PASSTHROUGH = (*CREATE_ONLY, *HEALTH_CHECK)
 
 
-def _exists(ctx: AwsContext, arn: str) -> bool:
+def _describe(ctx: AwsContext, arn: str) -> dict[str, Any] | None:
     try:
         groups = ctx.client("elbv2").describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
     except ClientError as exc:
         if error_code(exc) == "TargetGroupNotFound":
-            return False
+            return None
         raise
-    return bool(groups)
+    return groups[0] if groups else None
+
+
+def _exists(ctx: AwsContext, arn: str) -> bool:
+    return _describe(ctx, arn) is not None
+
+
+def _live(group: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """A target group under CloudFormation names, ``Matcher`` in the plan's shape."""
+    out = {key: group[key] for key in (*CREATE_ONLY, *HEALTH_CHECK) if key in group}
+    out["Name"] = group["TargetGroupName"]
+    if "Matcher" in out:
+        out["Matcher"] = project(out["Matcher"], planned.get("Matcher"))
+    return out
 
 
 class TargetGroupHandler:
@@ -82,6 +117,43 @@ class TargetGroupHandler:
         if not _exists(ctx, physical_id):
             return Pending("waiting for AWS to show the new target group")
         return Ready({})
+
+    def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
+        group = _describe(ctx, physical_id)
+        if group is None:
+            return None
+        try:
+            tags = elbv2_tags(ctx, physical_id)
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return None  # deleted since the describe
+            raise
+        return {**_live(group, node.properties), "Tags": tags}
+
+    def update(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        group = _describe(ctx, physical_id)
+        if group is None:
+            raise CannotUpdate(f"the target group {physical_id} no longer exists")
+        live = _live(group, after)
+        for name in CREATE_ONLY:
+            if name in after and name in live and not same(live[name], after[name]):
+                raise CannotUpdate(
+                    f"a target group's {name} cannot change ({live[name]} -> {after[name]}); "
+                    "it is replaced by a new target group"
+                )
+        changes = differing(live, after, HEALTH_CHECK)
+        if "HealthCheckPort" in changes:
+            changes["HealthCheckPort"] = str(changes["HealthCheckPort"])
+        if changes:
+            ctx.client("elbv2").modify_target_group(TargetGroupArn=physical_id, **changes)
+        set_elbv2_tags(ctx, physical_id, before, after)
 
     def delete(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> None:
         try:

@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deployer.sandbox",
         description="An HTTP proxy in front of the moto server that adds AWS's real timing "
-        "(NAT gateways, instances, VPC Lambdas, load balancers, IAM propagation, Lambda network "
-        "interfaces) and, on demand, throttling, 5xx and lost responses. Control API: "
+        "(NAT gateways, instances, VPC Lambdas and their updates, load balancers, IAM "
+        "propagation, Lambda network interfaces), Auto Scaling instance refreshes and, on "
+        "demand, throttling, 5xx and lost responses. Control API: "
         "/_sandbox/config, /_sandbox/reset, /_sandbox/stats, /_sandbox/resources.",
     )
     parser.add_argument(

@@ -15,13 +15,22 @@ Simulated (real AWS durations, multiplied by the time scale):
   then ``terminated``; its subnet and security groups are in use until then.
 - Lambda function in a VPC ``Pending`` (``Creating``) 60 s then ``Active``; updates meanwhile get
   ``ResourceConflictException``. Its subnets and security groups are in use while it exists and
-  for ``eni_hold_seconds`` (default 1200 s) after it is deleted.
+  for ``eni_hold_seconds`` (default 1200 s) after it is deleted. After a configuration or code
+  change, ``LastUpdateStatus`` is ``InProgress`` for 5 s (60 s when the VPC changed) and further
+  changes get ``ResourceConflictException``.
 - Load balancer ``provisioning`` 150 s then ``active``; its subnets and security groups are in
   use until it is deleted.
 - Interface VPC endpoint ``pending`` 60 s then ``available``; after DeleteVpcEndpoints
   ``deleting`` 30 s then ``deleted``; its subnets and security groups are in use until then.
 - IAM: for 10 s after CreateRole, Lambda refuses the role ("cannot be assumed by Lambda"); for
   10 s after CreateInstanceProfile / AddRoleToInstanceProfile, RunInstances refuses the profile.
+- Auto Scaling instance refreshes (moto has none): StartInstanceRefresh, DescribeInstanceRefreshes
+  and CancelInstanceRefresh, replacing instances in batches (``deployer/sandbox/refresh.py``);
+  each group instance reports the launch template version it was launched from.
+- A launch template version's user data given to CreateLaunchTemplateVersion is kept by the
+  sandbox and shown in the version's descriptions: moto stores it in a form its Auto Scaling
+  cannot launch from (every launch from that version would answer 500). Instances launched
+  from such a version get no user data in moto, which runs nothing anyway.
 - EC2 ``ClientToken`` idempotency (moto ignores it): a repeated token with the same parameters
   returns the first answer instead of creating again; with other parameters,
   ``IdempotentParameterMismatch``.
@@ -48,6 +57,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from deployer.sandbox.protocol import Call, Reply, error_reply
+from deployer.sandbox.refresh import GroupView, InstanceRefreshes
 from deployer.sandbox.state import (
     EndpointRecord,
     FunctionRecord,
@@ -183,12 +193,14 @@ class Behaviours:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
+        self.refreshes = InstanceRefreshes(state, self._group_view)
         self._before: dict[tuple[str, str], Callable[[Call, bytes, Fetch], Prepared | None]] = {
             ("ec2", "DeleteSubnet"): self._before_delete_subnet,
             ("ec2", "DeleteSecurityGroup"): self._before_delete_security_group,
             ("ec2", "DeleteVpc"): self._before_delete_vpc,
             ("ec2", "ReleaseAddress"): self._before_release_address,
             ("ec2", "RunInstances"): self._before_run_instances,
+            ("ec2", "CreateLaunchTemplateVersion"): self._before_create_template_version,
             ("ec2", "DescribeNatGateways"): self._strip_state_filter("state"),
             ("ec2", "DescribeInstances"): self._strip_state_filter("instance-state-name"),
             ("ec2", "DescribeVpcEndpoints"): self._strip_state_filter("vpc-endpoint-state"),
@@ -196,6 +208,10 @@ class Behaviours:
             ("lambda", "UpdateFunctionConfiguration"): self._before_update_function,
             ("lambda", "UpdateFunctionCode"): self._before_update_function,
             ("lambda", "DeleteFunction"): self._before_delete_function,
+            ("autoscaling", "StartInstanceRefresh"): self._answered(self.refreshes.start),
+            ("autoscaling", "DescribeInstanceRefreshes"): self._answered(self.refreshes.describe),
+            ("autoscaling", "CancelInstanceRefresh"): self._answered(self.refreshes.cancel),
+            ("autoscaling", "DescribeAutoScalingGroups"): self.refreshes.advance_before,
         }
         self._after: dict[tuple[str, str], Callable[[Call, Prepared, Reply, Fetch], Reply]] = {
             ("ec2", "CreateNatGateway"): self._after_create_nat_gateway,
@@ -204,6 +220,8 @@ class Behaviours:
             ("ec2", "RunInstances"): self._after_run_instances,
             ("ec2", "TerminateInstances"): self._after_terminate_instances,
             ("ec2", "DescribeInstances"): self._after_describe_instances,
+            ("ec2", "CreateLaunchTemplateVersion"): self._after_create_template_version,
+            ("ec2", "DescribeLaunchTemplateVersions"): self._after_describe_template_versions,
             ("autoscaling", "DescribeAutoScalingGroups"): self._after_describe_asgs,
             ("ec2", "CreateVpcEndpoint"): self._after_create_vpc_endpoint,
             ("ec2", "DeleteVpcEndpoints"): self._after_delete_vpc_endpoints,
@@ -216,6 +234,7 @@ class Behaviours:
             ("iam", "AddRoleToInstanceProfile"): self._after_add_role_to_profile,
             ("lambda", "CreateFunction"): self._after_create_function,
             ("lambda", "UpdateFunctionConfiguration"): self._after_update_function_configuration,
+            ("lambda", "UpdateFunctionCode"): self._after_update_function_code,
             ("lambda", "GetFunction"): self._after_get_function,
             ("lambda", "GetFunctionConfiguration"): self._after_get_function_configuration,
             ("lambda", "ListFunctions"): self._after_list_functions,
@@ -250,6 +269,13 @@ class Behaviours:
         return handler(call, prepared, reply, fetch) if handler else reply
 
     # --- shared --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _answered(
+        answer: Callable[[Call, Fetch], Reply],
+    ) -> Callable[[Call, bytes, Fetch], Prepared]:
+        """A ``before`` for a call the sandbox answers itself (moto lacks it)."""
+        return lambda call, body, fetch: Prepared(reply=answer(call, fetch))
 
     def _refuse(self, call: Call, status: int, code: str, message: str, why: str) -> Prepared:
         kind = {
@@ -435,6 +461,62 @@ class Behaviours:
                     )
                 )
         return None
+
+    # --- EC2: launch template versions ------------------------------------------------------
+
+    USER_DATA_PARAM = "LaunchTemplateData.UserData"
+
+    def _before_create_template_version(
+        self, call: Call, body: bytes, fetch: Fetch
+    ) -> Prepared | None:
+        """Keep the new version's user data out of moto (it would break every launch from the
+        version); ``after`` records it under the version's number."""
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        user_data = [v for k, v in pairs if k == self.USER_DATA_PARAM]
+        if not user_data:
+            return None
+        kept = [(k, v) for k, v in pairs if k != self.USER_DATA_PARAM]
+        return Prepared(body=urlencode(kept).encode(), notes={"user_data": user_data[-1]})
+
+    def _show_user_data(self, item: ET.Element, ns: str) -> bool:
+        """Put a version's kept user data back into its description."""
+        key = (_text(item, ns, "launchTemplateId") or "", _text(item, ns, "versionNumber") or "")
+        with self.state.lock:
+            user_data = self.state.template_user_data.get(key)
+        data = item.find(_q(ns, "launchTemplateData"))
+        if user_data is None or data is None or data.find(_q(ns, "userData")) is not None:
+            return False
+        ET.SubElement(data, _q(ns, "userData")).text = user_data
+        return True
+
+    @_on_xml_answer
+    def _after_create_template_version(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
+    ) -> Reply:
+        root, ns = xml
+        item = root.find(_q(ns, "launchTemplateVersion"))
+        if item is None:
+            return reply
+        if "user_data" in prepared.notes:
+            key = (
+                _text(item, ns, "launchTemplateId") or "",
+                _text(item, ns, "versionNumber") or "",
+            )
+            with self.state.lock:
+                self.state.template_user_data[key] = prepared.notes["user_data"]
+        if self._show_user_data(item, ns):
+            return _with_body(reply, _serialize(root, ns))
+        return reply
+
+    @_on_xml_answer
+    def _after_describe_template_versions(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch, xml: Xml
+    ) -> Reply:
+        root, ns = xml
+        changed = False
+        for item in root.findall(_q(ns, "launchTemplateVersionSet/item")):
+            changed |= self._show_user_data(item, ns)
+        return _with_body(reply, _serialize(root, ns)) if changed else reply
 
     def _strip_state_filter(
         self, filter_name: str
@@ -714,25 +796,90 @@ class Behaviours:
         them InService at once). moto starts them without a RunInstances call through the
         proxy, so an instance is recorded as launched when an answer first shows it; the
         group then reports it ``Pending`` (and DescribeInstances ``pending``) until AWS's
-        boot time has passed."""
+        boot time has passed, and with the launch template version the group had then (moto
+        shows the template's current default for every instance, so a group would never seem
+        to run an outdated version)."""
         root, ns = xml
-        path = "DescribeAutoScalingGroupsResult/AutoScalingGroups/member/Instances/member"
         changed = False
-        for member in root.findall(_q(ns, path)):
-            instance_id = _text(member, ns, "InstanceId")
-            if not instance_id:
-                continue
-            with self.state.lock:
-                self.state.instances.setdefault(
-                    instance_id,
-                    InstanceRecord(instance_id, set(), set(), launched=self.state.now()),
-                )
-            if (
-                self.state.instance_state(instance_id) == "pending"
-                and _text(member, ns, "LifecycleState") == "InService"
-            ):
-                changed |= _set_text(member, ns, "LifecycleState", "Pending")
+        groups = root.findall(_q(ns, "DescribeAutoScalingGroupsResult/AutoScalingGroups/member"))
+        for group in groups:
+            version = _text(group, ns, "LaunchTemplate/Version")
+            for member in group.findall(_q(ns, "Instances/member")):
+                changed |= self.rewrite_group_instance(member, ns, version)
         return _with_body(reply, _serialize(root, ns)) if changed else reply
+
+    def rewrite_group_instance(self, member: ET.Element, ns: str, version: str | None) -> bool:
+        """One ``Instances/member`` of a group: recorded when first seen (launched now, from
+        the group's launch template version), then shown ``Pending`` while it boots and with
+        the version it was launched from. True when the element changed."""
+        instance_id = _text(member, ns, "InstanceId")
+        if not instance_id:
+            return False
+        with self.state.lock:
+            rec = self.state.instances.setdefault(
+                instance_id,
+                InstanceRecord(
+                    instance_id,
+                    set(),
+                    set(),
+                    launched=self.state.now(),
+                    launch_template_version=version,
+                ),
+            )
+            if rec.launch_template_version is None:
+                rec.launch_template_version = version
+            launched_from = rec.launch_template_version
+        changed = False
+        if (
+            self.state.instance_state(instance_id) == "pending"
+            and _text(member, ns, "LifecycleState") == "InService"
+        ):
+            changed |= _set_text(member, ns, "LifecycleState", "Pending")
+        if launched_from:
+            changed |= _set_text(member, ns, "LaunchTemplate/Version", launched_from)
+        return changed
+
+    def _group_view(self, call: Call, fetch: Fetch, name: str) -> GroupView | None:
+        """One Auto Scaling group as AWS would describe it now (moto's answer with the
+        instances' boot state and launch versions), for an instance refresh."""
+        form = {
+            "Action": "DescribeAutoScalingGroups",
+            "Version": "2011-01-01",
+            "AutoScalingGroupNames.member.1": name,
+        }
+        reply = fetch(
+            "POST",
+            "/",
+            urlencode(form).encode(),
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        parsed = _parse(reply.body) if reply is not None and reply.ok else None
+        if parsed is None:
+            return None
+        root, ns = parsed
+        group = root.find(_q(ns, "DescribeAutoScalingGroupsResult/AutoScalingGroups/member"))
+        if group is None:
+            return None
+        version = _text(group, ns, "LaunchTemplate/Version")
+        instances = []
+        for member in group.findall(_q(ns, "Instances/member")):
+            self.rewrite_group_instance(member, ns, version)
+            instances.append(
+                (
+                    _text(member, ns, "InstanceId") or "",
+                    _text(member, ns, "LifecycleState") or "",
+                    _text(member, ns, "LaunchTemplate/LaunchTemplateId"),
+                    _text(member, ns, "LaunchTemplate/Version"),
+                )
+            )
+        return GroupView(
+            name=name,
+            desired=int(_text(group, ns, "DesiredCapacity") or 0),
+            grace_period=int(_text(group, ns, "HealthCheckGracePeriod") or 0),
+            template_id=_text(group, ns, "LaunchTemplate/LaunchTemplateId"),
+            version=version,
+            instances=instances,
+        )
 
     # --- EC2: VPC endpoints ----------------------------------------------------------------------
 
@@ -928,16 +1075,25 @@ class Behaviours:
 
     def _before_update_function(self, call: Call, body: bytes, fetch: Fetch) -> Prepared | None:
         name = _function_name(call.path_params.get("FunctionName"))
-        if not self.state.function_pending(call.region, name):
-            return None
-        return self._refuse(
-            call,
-            409,
-            "ResourceConflictException",
-            "The operation cannot be performed at this time. The function is currently in the "
-            "following state: Pending",
-            f"function {name} is still Pending",
-        )
+        if self.state.function_pending(call.region, name):
+            return self._refuse(
+                call,
+                409,
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. The function is currently in "
+                "the following state: Pending",
+                f"function {name} is still Pending",
+            )
+        if self.state.function_updating(call.region, name):
+            return self._refuse(
+                call,
+                409,
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. An update is in progress for "
+                f"resource: arn:aws:lambda:{call.region}:123456789012:function:{name}",
+                f"function {name} is still being updated",
+            )
+        return None
 
     def _before_delete_function(self, call: Call, body: bytes, fetch: Fetch) -> Prepared | None:
         name = _function_name(call.path_params.get("FunctionName"))
@@ -966,12 +1122,18 @@ class Behaviours:
             return False
         if config.get("State", "Active") != "Active":
             return False
-        if not self.state.function_pending(region, _function_name(config.get("FunctionName"))):
-            return False
-        config["State"] = "Pending"
-        config["StateReason"] = "The function is being created."
-        config["StateReasonCode"] = "Creating"
-        return True
+        name = _function_name(config.get("FunctionName"))
+        if self.state.function_pending(region, name):
+            config["State"] = "Pending"
+            config["StateReason"] = "The function is being created."
+            config["StateReasonCode"] = "Creating"
+            return True
+        if self.state.function_updating(region, name):
+            config["LastUpdateStatus"] = "InProgress"
+            config["LastUpdateStatusReason"] = "The function is being updated."
+            config.pop("LastUpdateStatusReasonCode", None)
+            return True
+        return False
 
     @staticmethod
     def _json(reply: Reply) -> Any:
@@ -1003,13 +1165,12 @@ class Behaviours:
             return _with_body(reply, json.dumps(config).encode())
         return reply
 
-    def _after_update_function_configuration(
-        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
-    ) -> Reply:
-        request = call.json_body if isinstance(call.json_body, dict) else {}
-        vpc = request.get("VpcConfig")
+    def _function_updated(self, call: Call, reply: Reply, vpc: Any = None) -> Reply:
+        """A configuration or code change Lambda accepted: ``InProgress`` for a while (longer
+        when the VPC changed, since Lambda makes new network interfaces), shown in the answer
+        itself as AWS shows it."""
         name = _function_name(call.path_params.get("FunctionName"))
-        if not reply.ok or not name or not isinstance(vpc, dict):
+        if not reply.ok or not name:
             return reply
         with self.state.lock:
             key = (call.region or "", name)
@@ -1018,10 +1179,28 @@ class Behaviours:
                 rec = self.state.functions[key] = FunctionRecord(
                     call.region or "", name, set(), set(), created=_PAST
                 )
-            # The old interfaces linger too; keep holding everything the function ever used.
-            rec.subnet_ids |= set(vpc.get("SubnetIds") or [])
-            rec.group_ids |= set(vpc.get("SecurityGroupIds") or [])
+            if isinstance(vpc, dict):
+                # The old interfaces linger too; keep holding everything the function ever used.
+                rec.subnet_ids |= set(vpc.get("SubnetIds") or [])
+                rec.group_ids |= set(vpc.get("SecurityGroupIds") or [])
+            rec.updated = self.state.now()
+            rec.update_duration = "lambda_vpc_update" if isinstance(vpc, dict) else "lambda_update"
+        self.state.count_simulated("function_updating")
+        config = self._json(reply)
+        if self._rewrite_function(call.region, config):
+            return _with_body(reply, json.dumps(config).encode())
         return reply
+
+    def _after_update_function_configuration(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+    ) -> Reply:
+        request = call.json_body if isinstance(call.json_body, dict) else {}
+        return self._function_updated(call, reply, request.get("VpcConfig"))
+
+    def _after_update_function_code(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+    ) -> Reply:
+        return self._function_updated(call, reply)
 
     def _after_get_function(
         self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch

@@ -30,10 +30,13 @@ DURATIONS: dict[str, float] = {
     "instance_pending": 20.0,  # "pending" -> "running"
     "instance_shutting_down": 30.0,  # "shutting-down" -> "terminated"
     "lambda_vpc_pending": 60.0,  # "Pending" (Creating) -> "Active" for a function in a VPC
+    "lambda_update": 5.0,  # LastUpdateStatus "InProgress" after a configuration or code change
+    "lambda_vpc_update": 60.0,  # ... after a change to its VPC (new network interfaces)
     "load_balancer_provisioning": 150.0,  # "provisioning" -> "active"
     "vpc_endpoint_pending": 60.0,  # interface endpoint "pending" -> "available"
     "vpc_endpoint_deleting": 30.0,  # interface endpoint "deleting" -> "deleted"
     "iam_propagation": 10.0,  # a new role / instance profile is not yet usable elsewhere
+    "instance_refresh_pending": 5.0,  # an instance refresh "Pending" before it replaces any
 }
 #: How long AWS keeps a deleted VPC Lambda's network interfaces (and with them its subnets and
 #: security groups). AWS says "up to 20 minutes"; it can be longer.
@@ -214,6 +217,9 @@ class InstanceRecord:
     group_ids: set[str]
     launched: float
     terminated: float | None = None
+    #: For an Auto Scaling group's instance: the launch template version it was launched from
+    #: (moto reports the template's current default for every instance).
+    launch_template_version: str | None = None
 
 
 @dataclass
@@ -224,6 +230,9 @@ class FunctionRecord:
     group_ids: set[str]
     created: float
     deleted: float | None = None
+    #: When the last configuration or code change was accepted, and which duration it takes.
+    updated: float | None = None
+    update_duration: str = "lambda_update"
 
 
 @dataclass
@@ -287,6 +296,11 @@ class SandboxState:
         self.endpoints: dict[str, EndpointRecord] = {}
         self.roles: dict[str, float] = {}
         self.instance_profiles: dict[str, float] = {}
+        #: Instance refreshes (which moto has not) by (region, group name), newest last.
+        self.instance_refreshes: dict[tuple[str, str], list[Any]] = {}
+        #: The user data of launch template versions made by CreateLaunchTemplateVersion, by
+        #: (template id, version number): kept here rather than in moto (see behaviours).
+        self.template_user_data: dict[tuple[str, str], str] = {}
         #: (region, action, ClientToken) -> (digest of the other parameters, moto's reply);
         #: insertion-ordered, the oldest dropped beyond IDEMPOTENCY_CACHE entries.
         self.idempotency: dict[tuple[str, str, str], tuple[str, Any]] = {}
@@ -480,6 +494,16 @@ class SandboxState:
             rec = self.functions.get((region or "", name or ""))
             return rec is not None and self.now() - rec.created < self.scaled("lambda_vpc_pending")
 
+    def function_updating(self, region: str | None, name: str | None) -> bool:
+        """True while a configuration or code change of a function is still ``InProgress``."""
+        with self.lock:
+            rec = self.functions.get((region or "", name or ""))
+            return (
+                rec is not None
+                and rec.updated is not None
+                and self.now() - rec.updated < self.scaled(rec.update_duration)
+            )
+
     def load_balancer_provisioning(self, arn: str) -> bool:
         with self.lock:
             rec = self.load_balancers.get(arn)
@@ -570,7 +594,11 @@ class SandboxState:
                 },
                 "functions": {
                     f"{fn.region}/{fn.name}": (
-                        "Pending" if self.function_pending(fn.region, fn.name) else "Active"
+                        "Pending"
+                        if self.function_pending(fn.region, fn.name)
+                        else "Updating"
+                        if self.function_updating(fn.region, fn.name)
+                        else "Active"
                     )
                     for fn in self.functions.values()
                 },
@@ -596,4 +624,8 @@ class SandboxState:
                 "roles_propagating": sorted(
                     arn for arn in self.roles if self.recently_created(self.roles, arn)
                 ),
+                "instance_refreshes": {
+                    f"{region}/{group}": [r.status for r in refreshes]
+                    for (region, group), refreshes in self.instance_refreshes.items()
+                },
             }
