@@ -644,13 +644,8 @@ def _update(
 ) -> str | None:
     """The handler's update; a new physical id when the update gave the resource one (an
     inline policy moved to another role or renamed: its id is ``role|name``)."""
-    if hasattr(handler, "update"):
-        moved = handler.update(ctx, node, pid, before, after)
-        return moved if isinstance(moved, str) and moved else None
-    elif before:  # TEMPORARY until every handler has update (see deployer/resources/base.py)
-        from deployer.resources.base import CannotUpdate
-
-        raise CannotUpdate(f"{node.type} has no in-place update yet")
+    moved = handler.update(ctx, node, pid, before, after)
+    return moved if isinstance(moved, str) and moved else None
 
 
 def _by_lid(records: Iterable[Any]) -> dict[str, Any]:

@@ -157,9 +157,9 @@ def member_client(client, member):
 @contextlib.contextmanager
 def _moto_server(**env: str) -> Iterator[str]:
     """A moto server process over HTTP with ``env`` added to its environment, and its URL."""
-    server = shutil.which("moto_server") or os.path.join(
-        os.path.dirname(sys.executable), "moto_server"
-    )
+    # The project's own emulator (the version pyproject.toml pins), before any on PATH.
+    own = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    server = own if os.path.exists(own) else shutil.which("moto_server")
     port = _free_port()
     proc = subprocess.Popen(
         [server, "-H", "127.0.0.1", "-p", str(port)],

@@ -80,23 +80,37 @@ def test_cli_deploy_update_and_destroy_are_recorded_with_one_request_id_per_run(
     assert requested.object_id == str(first.pk)
     assert requested.data["target"] == "sandbox" and requested.data["design_version"] == 1
 
-    # The first deployment ended; deploying a changed spec edits the design, then deploys v2.
+    # The first deployment ended (kept, so its stack is live); deploying a changed spec edits the
+    # design, then changes that deployment in place to v2 (removing NAT interrupts the Lambda's
+    # internet access: it takes --allow-interruption).
     Deployment.objects.filter(pk=first.pk).update(status=Deployment.Status.FAILED)
     spec.write_text(
         json.dumps({**DEFAULT_SPEC, "name": "cli-audit", "nat": "none", "public_subnet_cidrs": []})
     )
     out = json.loads(
-        manage("deploy", str(spec), "--team", "automation", "--user", "ci-bot", "--json")
+        manage(
+            "deploy",
+            str(spec),
+            "--team",
+            "automation",
+            "--user",
+            "ci-bot",
+            "--allow-interruption",
+            "--json",
+        )
         .stdout.strip()
         .splitlines()[-1]
     )
+    assert out["id"] == first.pk and out["run"] == 2
     (updated,) = entries(action=A.DESIGN_UPDATED)
-    second_requested = entries(action=A.DEPLOYMENT_REQUESTED)[-1]
-    assert updated.channel == second_requested.channel == "cli"
-    assert updated.request_id == second_requested.request_id != created.request_id
+    (update_requested,) = entries(action=A.DEPLOYMENT_UPDATE_REQUESTED)
+    assert updated.channel == update_requested.channel == "cli"
+    assert updated.request_id == update_requested.request_id != created.request_id
     assert updated.data["before"]["nat"] == "single" and updated.data["after"]["nat"] == "none"
     assert updated.data["version"] == 2
-    assert second_requested.data["design_version"] == 2
+    assert update_requested.data["version_before"] == 1
+    assert update_requested.data["version_after"] == 2
+    assert update_requested.data["allow_interruption"] is True
 
     Deployment.objects.filter(pk=out["id"]).update(status=Deployment.Status.SUCCEEDED)
     manage("destroy", str(out["id"]), "--user", "ci-bot", "--json")
