@@ -337,7 +337,7 @@ class Walk:
                     props = node_properties(node, self.live, self.ctx)
                 except Unresolvable as exc:
                     props = exc
-                before = record.applied or record.prior_applied or {}
+                before = drifted_before(record, record.applied or record.prior_applied or {})
                 if (
                     record.action == ACT.UPDATE
                     and record.type in CONTAINERS
@@ -375,9 +375,8 @@ class Walk:
 
         key = CONTAINERS[record.type]
         expected = expected_properties(self.records, self.ctx).get(id(record), {})
-        found = [d for d in record.drift_differences or [] if d.get("property") == key]
-        before = {**before, key: found[0].get("actual") if found else []}
-        return before, {**after, key: expected.get(key, [])}
+        # What the last drift check found on it is in ``before`` (drifted_before).
+        return {key: [], **before}, {**after, key: expected.get(key, [])}
 
     def aws_step(self, job: tuple) -> Step:
         """The AWS half of a step, run in a pool thread: find or create (or update), then look.
@@ -637,6 +636,15 @@ class Walk:
         if not due:
             return 0.0
         return max(0.0, (min(due) - timezone.now()).total_seconds())
+
+
+def drifted_before(record: Any, before: dict[str, Any]) -> dict[str, Any]:
+    """What an update starts from: what was applied, with what the last drift check found
+    instead where it differed (a repair must change what AWS has, not what Gantry recorded)."""
+    if not record.drift_differences:
+        return before
+    found = {d["property"]: d.get("actual") for d in record.drift_differences if "property" in d}
+    return {**before, **found}
 
 
 def _update(

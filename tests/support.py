@@ -243,7 +243,12 @@ def ec2_logical_ids(moto_endpoint: str, identity: str, region: str = "us-east-1"
     ]
     for reservation in ec2.describe_instances(Filters=flt)["Reservations"]:
         items += [i for i in reservation["Instances"] if i["State"]["Name"] != "terminated"]
-    return Counter(_tags(item.get("Tags")).get("gantry:logical-id") for item in items)
+    # An Auto Scaling group launches several instances, all tagged as the group's.
+    return Counter(
+        lid
+        for item in items
+        if (lid := _tags(item.get("Tags")).get("gantry:logical-id")) != "ApiAutoScalingGroup"
+    )
 
 
 class ThrowawayPostgres:

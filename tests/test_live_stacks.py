@@ -20,7 +20,7 @@ import pytest
 from deployer import services
 from deployer.models import Deployment
 from designer.services import design_create, design_update
-from designer.spec import DEFAULT_SPEC
+from designer.spec import DEFAULT_SPEC, validate_spec
 from tests.support import aws, ec2_logical_ids, tagged
 from tests.test_deployer_e2e import wait_for
 
@@ -117,7 +117,7 @@ class Stack:
         for lid, action in actions.items():
             if action == "add":
                 assert lid in now, f"{lid} was to be added"
-        assert self.deployment.spec == self.spec
+        assert self.deployment.spec == validate_spec(self.spec).spec.to_json()
         assert self.deployment.design_version == self.design.version
         self.check_aws()
 

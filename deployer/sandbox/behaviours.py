@@ -15,7 +15,8 @@ Simulated (real AWS durations, multiplied by the time scale):
   then ``terminated``; its subnet and security groups are in use until then.
 - Lambda function in a VPC ``Pending`` (``Creating``) 60 s then ``Active``; updates meanwhile get
   ``ResourceConflictException``. Its subnets and security groups are in use while it exists and
-  for ``eni_hold_seconds`` (default 1200 s) after it is deleted. After a configuration or code
+  for ``eni_hold_seconds`` (default 1200 s) after it is deleted, or after a
+  configuration change stops using them. After a configuration or code
   change, ``LastUpdateStatus`` is ``InProgress`` for 5 s (60 s when the VPC changed) and further
   changes get ``ResourceConflictException``.
 - Load balancer ``provisioning`` 150 s then ``active``; its subnets and security groups are in
@@ -1180,9 +1181,23 @@ class Behaviours:
                     call.region or "", name, set(), set(), created=_PAST
                 )
             if isinstance(vpc, dict):
-                # The old interfaces linger too; keep holding everything the function ever used.
-                rec.subnet_ids |= set(vpc.get("SubnetIds") or [])
-                rec.group_ids |= set(vpc.get("SecurityGroupIds") or [])
+                # Lambda makes interfaces for the new subnets and groups; those it no longer uses
+                # linger as a deleted function's do (eni_hold), then AWS releases them.
+                subnets = set(vpc.get("SubnetIds") or rec.subnet_ids)
+                groups = set(vpc.get("SecurityGroupIds") or rec.group_ids)
+                left_subnets, left_groups = rec.subnet_ids - subnets, rec.group_ids - groups
+                if left_subnets or left_groups:
+                    self.state.released_functions.append(
+                        FunctionRecord(
+                            rec.region,
+                            f"{name} (its previous VPC configuration)",
+                            left_subnets,
+                            left_groups,
+                            created=_PAST,
+                            deleted=self.state.now(),
+                        )
+                    )
+                rec.subnet_ids, rec.group_ids = subnets, groups
             rec.updated = self.state.now()
             rec.update_duration = "lambda_vpc_update" if isinstance(vpc, dict) else "lambda_update"
         self.state.count_simulated("function_updating")
