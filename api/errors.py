@@ -18,7 +18,15 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from api.services import TokenLimitReached
-from deployer.services import DeploymentConflict, InvalidTransition, TargetInUse
+from deployer.services import (
+    ChangeSetRefused,
+    ChangeSetStale,
+    DeploymentBusy,
+    DeploymentConflict,
+    InterruptionNotConfirmed,
+    InvalidTransition,
+    TargetInUse,
+)
 from designer.services import DesignInUse, SpecInvalid
 from designer.spec import Issue
 from gantry.body_limit import body_limit, too_large_answer
@@ -89,8 +97,33 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             {"message": str(exc), "deployment": _deployment_ref(exc.deployment)},
             status=status.HTTP_409_CONFLICT,
         )
-    if isinstance(exc, InvalidTransition | TargetInUse):
+    if isinstance(exc, InvalidTransition | TargetInUse | ChangeSetStale | DeploymentBusy):
         return Response({"message": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, InterruptionNotConfirmed):
+        # Wrong input of one field: the change set interrupts traffic, and the request did
+        # not say that is fine.
+        return Response(
+            {
+                "message": str(exc),
+                "errors": {
+                    "allow_interruption": [
+                        "this change set interrupts traffic; set allow_interruption to true "
+                        "to apply it"
+                    ]
+                },
+                "interruptions": [
+                    {"logical_id": c.logical_id, "action": c.action, "interrupts": c.interrupts}
+                    for c in exc.changes
+                ],
+                "change_set": exc.change_set.to_json(),
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, ChangeSetRefused):
+        return Response(
+            {"message": str(exc), "refused": exc.reasons, "change_set": exc.change_set.to_json()},
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

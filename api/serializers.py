@@ -17,7 +17,8 @@ from api.fields import (
     StrictRegexField,
 )
 from api.models import TOKEN_NAME_PATTERN, ApiToken
-from deployer.models import Deployment, DeploymentEvent, ResourceRecord, Target
+from deployer.models import ChangeSet, Deployment, DeploymentEvent, ResourceRecord, Run, Target
+from deployer.selectors import deployment_outputs, deployment_runs, shown_records
 from designer.export import OUTPUT_FORMATS
 from designer.models import Design, DesignVersion
 from teams.models import Membership, Team
@@ -230,7 +231,9 @@ class ResourceSerializer(serializers.ModelSerializer):
         fields = [
             "logical_id",
             "type",
+            "generation",
             "state",
+            "action",
             "physical_id",
             "attempts",
             "last_error",
@@ -238,6 +241,9 @@ class ResourceSerializer(serializers.ModelSerializer):
             "started_at",
             "ready_at",
             "deleted_at",
+            "drift",
+            "drift_differences",
+            "drift_checked_at",
         ]
 
 
@@ -266,6 +272,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "cancel_requested",
             "requested_by",
             "tag",
+            "identity",
             "created_at",
             "started_at",
             "finished_at",
@@ -301,23 +308,229 @@ class DeploymentSerializer(serializers.ModelSerializer):
         }
 
 
+class PropertyChangeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    replacement = serializers.BooleanField(
+        help_text="This property's change forces a new resource."
+    )
+
+
+class ChangeSerializer(serializers.Serializer):
+    logical_id = serializers.CharField()
+    type = serializers.CharField()
+    action = serializers.ChoiceField(choices=["add", "modify", "replace", "remove"])
+    label = serializers.CharField()
+    properties = PropertyChangeSerializer(many=True)
+    reason = serializers.CharField()
+    interrupts = serializers.CharField(help_text="What applying it interrupts (empty: nothing).")
+    strategy = serializers.CharField()
+    repair = serializers.BooleanField(help_text="It puts back what changed outside Gantry.")
+
+
+class ChangeSetBodySerializer(serializers.Serializer):
+    changes = ChangeSerializer(many=True)
+    refused = serializers.ListField(
+        child=serializers.CharField(), help_text="Why it cannot be applied (empty: it can)."
+    )
+    interruptions = serializers.ListField(child=serializers.DictField())
+
+
+class RunSerializer(serializers.ModelSerializer):
+    operation = serializers.ChoiceField(choices=Run.Operation.choices)
+    status = serializers.ChoiceField(choices=Run.Status.choices)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    change_set = serializers.SerializerMethodField(
+        help_text="The change set an update applied; null for a create or a destroy."
+    )
+
+    class Meta:
+        model = Run
+        fields = [
+            "number",
+            "operation",
+            "status",
+            "reason",
+            "requested_by",
+            "version_before",
+            "version_after",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "change_set",
+        ]
+
+    @extend_schema_field(ChangeSetBodySerializer(allow_null=True))
+    def get_change_set(self, run: Run) -> dict[str, Any] | None:
+        if not run.change_set:
+            return None
+        return ChangeSetBodySerializer(run.change_set).data
+
+
+class OutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    value = serializers.CharField()
+    description = serializers.CharField()
+
+
 class DeploymentDetailSerializer(DeploymentSerializer):
-    resources = ResourceSerializer(many=True, read_only=True)
-    spec = serializers.JSONField(read_only=True, help_text="The spec as deployed.")
+    resources = serializers.SerializerMethodField()
+    spec = serializers.JSONField(read_only=True, help_text="The spec live now.")
+    runs = serializers.SerializerMethodField()
+    outputs = serializers.SerializerMethodField()
 
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "spec", "resources"]
+        fields = [
+            *DeploymentSerializer.Meta.fields,
+            "drift_status",
+            "drift_checked_at",
+            "spec",
+            "outputs",
+            "runs",
+            "resources",
+        ]
+
+    @extend_schema_field(ResourceSerializer(many=True))
+    def get_resources(self, deployment: Deployment) -> list[dict[str, Any]]:
+        return ResourceSerializer(shown_records(list(deployment.resources.all())), many=True).data
+
+    @extend_schema_field(RunSerializer(many=True))
+    def get_runs(self, deployment: Deployment) -> list[dict[str, Any]]:
+        return RunSerializer(deployment_runs(deployment), many=True).data
+
+    @extend_schema_field(OutputSerializer(many=True))
+    def get_outputs(self, deployment: Deployment) -> list[dict[str, str]]:
+        return deployment_outputs(deployment)
 
 
 class DeploymentCreateSerializer(serializers.Serializer):
-    design = StrictIntegerField(help_text="The design to deploy (its current version).")
+    design = StrictIntegerField(
+        help_text="The design to deploy. When it has a live deployment on the target, that "
+        "deployment is changed in place (its change set applied)."
+    )
     target = StrictIntegerField(
         required=False, help_text="Where to deploy; the team's sandbox target when left out."
+    )
+    version = StrictIntegerField(
+        required=False, min_value=1, help_text="The design version; its current one when left out."
     )
     keep_on_failure = StrictBooleanField(
         default=False,
         help_text="On failure leave the resources for debugging instead of rolling back.",
     )
+    allow_interruption = StrictBooleanField(
+        default=False,
+        help_text="Apply a change set that interrupts traffic (a replaced VPC, subnet or API "
+        "instance; NAT removed while the Lambda uses it). Without it such a change is a 400.",
+    )
+
+
+class ChangeSetCreateSerializer(serializers.Serializer):
+    design = StrictIntegerField(help_text="The design whose version is reviewed.")
+    target = StrictIntegerField(
+        required=False, help_text="The target; the team's sandbox target when left out."
+    )
+    version = StrictIntegerField(
+        required=False, min_value=1, help_text="The design version; its current one when left out."
+    )
+
+
+class ChangeSetExecuteSerializer(serializers.Serializer):
+    keep_on_failure = StrictBooleanField(default=False)
+    allow_interruption = StrictBooleanField(default=False)
+
+
+class ChangeSetSerializer(serializers.ModelSerializer):
+    deployment = serializers.PrimaryKeyRelatedField(read_only=True)
+    design = serializers.IntegerField(source="deployment.design_id", read_only=True)
+    status = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField()
+    refused = serializers.SerializerMethodField()
+    interruptions = serializers.SerializerMethodField()
+    run = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChangeSet
+        fields = [
+            "id",
+            "deployment",
+            "design",
+            "design_version",
+            "based_on_seq",
+            "status",
+            "created_at",
+            "changes",
+            "refused",
+            "interruptions",
+            "run",
+            "links",
+        ]
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=["open", "executed", "stale", "refused", "empty"],
+            help_text="open: may be executed; stale: the deployment moved on since (make a new "
+            "one); executed: applied as the run named; refused: cannot be applied; empty: "
+            "nothing to change.",
+        )
+    )
+    def get_status(self, cs: ChangeSet) -> str:
+        if cs.executed_run_id:
+            return "executed"
+        if cs.body.get("refused"):
+            return "refused"
+        if not cs.body.get("changes"):
+            return "empty"
+        if cs.deployment.last_event_seq != cs.based_on_seq:
+            return "stale"
+        return "open"
+
+    @extend_schema_field(ChangeSerializer(many=True))
+    def get_changes(self, cs: ChangeSet) -> list[dict[str, Any]]:
+        return cs.body.get("changes", [])
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_refused(self, cs: ChangeSet) -> list[str]:
+        return cs.body.get("refused", [])
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_interruptions(self, cs: ChangeSet) -> list[dict[str, Any]]:
+        return cs.body.get("interruptions", [])
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_run(self, cs: ChangeSet) -> int | None:
+        return cs.executed_run.number if cs.executed_run_id else None
+
+    @extend_schema_field(_links("self", "execute", "deployment"))
+    def get_links(self, cs: ChangeSet) -> dict[str, str]:
+        base = f"/api/change-sets/{cs.pk}/"
+        return {
+            "self": base,
+            "execute": base + "execute/",
+            "deployment": f"/api/deployments/{cs.deployment_id}/",
+        }
+
+
+class DriftDifferenceSerializer(serializers.Serializer):
+    property = serializers.CharField()
+    expected = serializers.JSONField(allow_null=True)
+    actual = serializers.JSONField(allow_null=True)
+
+
+class DriftResourceSerializer(serializers.Serializer):
+    logical_id = serializers.CharField()
+    type = serializers.CharField()
+    drift = serializers.ChoiceField(choices=["in_sync", "modified", "deleted", ""])
+    differences = DriftDifferenceSerializer(many=True)
+
+
+class DriftSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["in_sync", "drifted", ""])
+    checked_at = serializers.DateTimeField(allow_null=True)
+    resources = DriftResourceSerializer(many=True)
 
 
 class QuerySerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ router = DefaultRouter()
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("designs", views.DesignViewSet, basename="design")
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
+router.register("change-sets", views.ChangeSetViewSet, basename="change-set")
 router.register("targets", views.TargetViewSet, basename="target")
 router.register("tokens", views.TokenViewSet, basename="token")
 

@@ -350,7 +350,8 @@ class DesignViewSet(
         parameters=[s.ExportQuerySerializer],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
-            (200, "application/yaml"): OpenApiTypes.STR,
+            # The same template either way; a YAML document is an object too.
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
             400: OpenApiResponse(
                 s.SpecErrorSerializer,
                 description="Bad parameters (field by field), or the version's spec no longer "
@@ -421,6 +422,62 @@ class DesignViewSet(
 
 
 # --- deployments -----------------------------------------------------------------------------
+
+
+def design_and_target(request: Request, data: dict[str, Any]) -> tuple[Design, Target]:
+    """The design and target a request names, in the caller's teams (another team's id is
+    a field error, audited like a lookup by id)."""
+    design = design_selectors.design_list(user=request.user).filter(pk=data["design"]).first()
+    if design is None:
+        audit_denied_later(
+            user=request.user,
+            model=Design,
+            path=request.path,
+            field="design",
+            pk=data["design"],
+        )
+        raise ValidationError({"design": ["no design with this id among your teams' designs"]})
+    if "target" in data:
+        target = (
+            deploy_selectors.target_list(user=request.user)
+            .filter(pk=data["target"], team=design.team)
+            .first()
+        )
+        if target is None:
+            audit_denied_later(
+                user=request.user,
+                model=Target,
+                path=request.path,
+                field="target",
+                pk=data["target"],
+            )
+            raise ValidationError({"target": ["no target with this id in the design's team"]})
+    else:
+        target = deploy_services.target_sandbox_ensure(team=design.team)
+    return design, target
+
+
+def started_response(
+    request: Request, started: deploy_services.Started, *, replayed: bool = False
+) -> Response:
+    """The answer to a deploy or an executed change set: the deployment, the run it started,
+    what it changes (200 when nothing: already at that version; else 202)."""
+    deployment = deploy_selectors.with_progress_counts(
+        deploy_selectors.deployment_list(user=request.user)
+    ).get(pk=started.deployment.pk)
+    body = {
+        **s.DeploymentDetailSerializer(deployment, context={"request": request}).data,
+        "run": started.run.number if started.run else None,
+        "created": started.created,
+        "changes": started.change_set.to_json()["changes"],
+    }
+    headers = {"Location": body["links"]["self"]}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    if started.run is None:
+        body["message"] = "Nothing to change: the deployment is already at this version."
+        return Response(body, status=200, headers=headers)
+    return Response(body, status=202, headers=headers)
 
 
 @extend_schema_view(
@@ -497,10 +554,16 @@ class DeploymentViewSet(
         return s.DeploymentDetailSerializer(deployment, context={"request": self.request}).data
 
     @extend_schema(
-        summary="Deploy a design",
-        description="Starts a deployment of the design's current version and answers 202 at "
-        "once; follow it with the events endpoints. With an `Idempotency-Key` header a "
-        "retried request returns the same deployment instead of starting another.",
+        summary="Deploy a design, or change its live deployment in place",
+        description="A design with no live deployment on the target gets a new one. One that "
+        "has a live deployment there gets that deployment changed in place: the change set "
+        "between what is live and the design version is applied as a run of the deployment "
+        "(its id stays; `run` and `changes` say what is done). Answers 202 at once; follow it "
+        "with the events endpoints, or 200 when there is nothing to change. A change set that "
+        "interrupts traffic needs `allow_interruption` (400 otherwise, naming what it "
+        "interrupts); one AWS would refuse, or that would lose the API credential, is a 422 "
+        "with the reasons. Review a change set first with `POST /api/change-sets/`. With an "
+        "`Idempotency-Key` header a retried request returns the same deployment and run.",
         request=s.DeploymentCreateSerializer,
         parameters=[
             OpenApiParameter(
@@ -511,14 +574,21 @@ class DeploymentViewSet(
             )
         ],
         responses={
+            200: s.DeploymentDetailSerializer,
             202: s.DeploymentDetailSerializer,
-            400: OpenApiResponse(s.SpecErrorSerializer, description="Invalid input."),
+            400: OpenApiResponse(
+                s.SpecErrorSerializer,
+                description="Invalid input, or a change set that interrupts traffic without "
+                "allow_interruption.",
+            ),
             401: ERR[401],
             409: OpenApiResponse(
-                s.ConflictSerializer, description="The design already has an active deployment."
+                s.ConflictSerializer, description="The deployment has a run in progress."
             ),
             422: OpenApiResponse(
-                s.ErrorSerializer, description="The Idempotency-Key was used for another request."
+                s.ErrorSerializer,
+                description="The change set is refused (reasons given), or the Idempotency-Key "
+                "was used for another request.",
             ),
             **THROTTLED,
         },
@@ -531,68 +601,68 @@ class DeploymentViewSet(
             raise ValidationError({"Idempotency-Key": ["at most 255 characters"]})
         data = body.validated_data
         if key:
-            earlier = Deployment.objects.filter(
-                requested_by=request.user, idempotency_key=key
-            ).first()
+            earlier = deploy_services.deployment_by_idempotency_key(user=request.user, key=key)
             if earlier is not None:
                 return self._replay(earlier, data)
-        design = design_selectors.design_list(user=request.user).filter(pk=data["design"]).first()
-        if design is None:
-            audit_denied_later(
-                user=request.user,
-                model=Design,
-                path=request.path,
-                field="design",
-                pk=data["design"],
-            )
-            raise ValidationError({"design": ["no design with this id among your teams' designs"]})
-        if "target" in data:
-            target = (
-                deploy_selectors.target_list(user=request.user)
-                .filter(pk=data["target"], team=design.team)
-                .first()
-            )
-            if target is None:
-                audit_denied_later(
-                    user=request.user,
-                    model=Target,
-                    path=request.path,
-                    field="target",
-                    pk=data["target"],
-                )
-                raise ValidationError({"target": ["no target with this id in the design's team"]})
-        else:
-            target = deploy_services.target_sandbox_ensure(team=design.team)
-        deployment = deploy_services.deployment_start(
+        design, target = design_and_target(request, data)
+        started = deploy_services.deployment_apply(
             design=design,
             target=target,
             user=request.user,
             keep_on_failure=data["keep_on_failure"],
+            allow_interruption=data["allow_interruption"],
+            version=data.get("version"),
             idempotency_key=key,
         )
-        if key and deployment.design_id != design.pk:
+        if key and started.deployment.design_id != design.pk:
             # A concurrent request with the same key won the race for another design.
-            return self._replay(deployment, data)
-        body = self._body(deployment)
-        return Response(body, status=202, headers={"Location": body["links"]["self"]})
+            return self._replay(started, data)
+        return started_response(request, started)
 
-    def _replay(self, earlier: Deployment, data: dict[str, Any]) -> Response:
-        if earlier.design_id != data["design"] or (
-            "target" in data and earlier.target_id != data["target"]
+    def _replay(self, earlier: deploy_services.Started, data: dict[str, Any]) -> Response:
+        deployment = earlier.deployment
+        if deployment.design_id != data["design"] or (
+            "target" in data and deployment.target_id != data["target"]
         ):
             return Response(
                 {
                     "message": "This Idempotency-Key was already used for a different "
-                    f"request (deployment #{earlier.pk}); use a new key for a new deployment."
+                    f"request (deployment #{deployment.pk}); use a new key for a new deployment."
                 },
                 status=422,
             )
-        body = self._body(earlier)
-        return Response(
-            body,
-            status=202,
-            headers={"Location": body["links"]["self"], "Idempotent-Replayed": "true"},
-        )
+        return started_response(self.request, earlier, replayed=True)
+
+    @extend_schema(
+        summary="The deployment's runs (create, each update, destroy), newest first",
+        responses={200: s.RunSerializer(many=True), **ERR},
+    )
+    @action(detail=True, methods=["get"])
+    def runs(self, request: Request, pk: str) -> Response:
+        deployment = self.get_object()
+        page = self.paginate_queryset(deploy_selectors.deployment_runs(deployment))
+        return self.get_paginated_response(s.RunSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="The deployment's drift",
+        description="GET: what the last drift check found (`status` empty when never "
+        "checked). POST: check now: every live resource is read from AWS and compared with "
+        "what was applied (security groups and route tables whole); answers when done. "
+        "Deploying the design's live version again repairs drift in place.",
+        request=None,
+        responses={
+            200: s.DriftSerializer,
+            409: OpenApiResponse(s.ErrorSerializer, description="A run is in progress."),
+            **ERR,
+        },
+    )
+    @action(detail=True, methods=["get", "post"])
+    def drift(self, request: Request, pk: str) -> Response:
+        deployment = self.get_object()
+        if request.method == "POST":
+            deploy_services.deployment_drift_check(deployment=deployment, user=request.user)
+            deployment.refresh_from_db()
+        return Response(deploy_selectors.deployment_drift(deployment))
 
     @extend_schema(
         summary="The deployment's events after a number (JSON)",
@@ -703,6 +773,116 @@ class DeploymentViewSet(
             deployment=self.get_object(), user=request.user
         )
         return Response(self._body(deployment), status=202)
+
+
+# --- change sets -----------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Change sets of the caller's teams' deployments, newest first",
+        responses={200: s.ChangeSetSerializer(many=True), **ERR},
+    ),
+    retrieve=extend_schema(
+        summary="A change set: what applying a design version to a live deployment does",
+        responses={200: s.ChangeSetSerializer, **ERR},
+    ),
+)
+class ChangeSetViewSet(
+    AuditedLookupMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Change sets: a design version reviewed against its live deployment (per logical id add,
+    modify, replace or remove; per property before, after and whether it forces replacement),
+    then executed as an update run. One made before the deployment moved on (a run, a drift
+    check) can no longer be executed: 409, make a new one."""
+
+    serializer_class = s.ChangeSetSerializer
+    lookup_value_regex = ID_REGEX
+
+    def get_queryset(self):
+        return deploy_selectors.change_set_list(user=self.request.user).order_by("-created_at")
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action == "execute":
+            throttles.append(DeployThrottle())
+        return throttles
+
+    @extend_schema(
+        summary="Make a change set for a design version and its live deployment on a target",
+        request=s.ChangeSetCreateSerializer,
+        responses={
+            201: s.ChangeSetSerializer,
+            400: BAD[400],
+            409: OpenApiResponse(
+                s.ErrorSerializer, description="The design has no live deployment there."
+            ),
+            **ERR,
+        },
+    )
+    def create(self, request: Request) -> Response:
+        body = s.ChangeSetCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        design, target = design_and_target(request, body.validated_data)
+        change_set = deploy_services.change_set_create(
+            design=design,
+            target=target,
+            user=request.user,
+            version=body.validated_data.get("version"),
+        )
+        data = s.ChangeSetSerializer(change_set, context={"request": request}).data
+        return Response(data, status=201, headers={"Location": data["links"]["self"]})
+
+    @extend_schema(
+        summary="Apply the change set (an update run of its deployment)",
+        request=s.ChangeSetExecuteSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Any unique string up to 255 characters, one per intended run.",
+            )
+        ],
+        responses={
+            200: s.DeploymentDetailSerializer,
+            202: s.DeploymentDetailSerializer,
+            400: OpenApiResponse(
+                s.ErrorSerializer,
+                description="It interrupts traffic and allow_interruption is not true.",
+            ),
+            409: OpenApiResponse(
+                s.ErrorSerializer,
+                description="The deployment moved on since it was made, has a run in "
+                "progress, or it was executed already.",
+            ),
+            422: OpenApiResponse(s.ErrorSerializer, description="It is refused."),
+            **ERR,
+            **THROTTLED,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def execute(self, request: Request, pk: str) -> Response:
+        change_set = self.get_object()
+        body = s.ChangeSetExecuteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > 255:
+            raise ValidationError({"Idempotency-Key": ["at most 255 characters"]})
+        if key:
+            earlier = deploy_services.deployment_by_idempotency_key(user=request.user, key=key)
+            if earlier is not None:
+                return started_response(request, earlier, replayed=True)
+        started = deploy_services.change_set_execute(
+            change_set=change_set,
+            user=request.user,
+            idempotency_key=key,
+            **body.validated_data,
+        )
+        return started_response(request, started)
 
 
 # --- targets ---------------------------------------------------------------------------------

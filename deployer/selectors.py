@@ -188,3 +188,31 @@ def deployment_outputs(deployment: Deployment) -> list[dict[str, str]]:
             label = (record.node.get("meta") or {}).get("label") or lid
             add(f"{lid}Id", record.physical_id, label)
     return outputs
+
+
+def deployment_drift(deployment: Deployment) -> dict[str, Any]:
+    """What the last drift check found, per live resource."""
+    records = [r for r in deployment.resources.all() if r.is_live]
+    return {
+        "id": deployment.pk,
+        "status": deployment.drift_status,
+        "checked_at": _iso(deployment.drift_checked_at),
+        "resources": [
+            {
+                "logical_id": r.logical_id,
+                "type": r.type,
+                "drift": r.drift,
+                "differences": r.drift_differences or [],
+            }
+            for r in records
+        ],
+    }
+
+
+def change_set_list(*, user: AbstractBaseUser) -> QuerySet:
+    """Change sets of the user's teams' deployments."""
+    from deployer.models import ChangeSet
+
+    return ChangeSet.objects.filter(deployment__team__in=team_list(user=user)).select_related(
+        "deployment", "executed_run"
+    )

@@ -21,6 +21,7 @@ from deployer import constants, events, runs
 from deployer.changes import ChangeSet, change_set, live_of
 from deployer.constants import RunStatus
 from deployer.drift import DriftReport, drift_read, drift_status_of
+from deployer.models import ChangeSet as ChangeSetRecord
 from deployer.models import Deployment, Installation, ResourceRecord, Run, Target
 from designer.models import Design
 from designer.plan import plan
@@ -192,7 +193,7 @@ def deployment_apply(
         raise InvalidTransition("the target belongs to another team")
     spec, number = _spec_of(design, version)
     if idempotency_key:
-        earlier = _by_idempotency_key(user, idempotency_key)
+        earlier = deployment_by_idempotency_key(user=user, key=idempotency_key)
         if earlier is not None:
             return earlier
     live = deployment_live(design=design, target=target)
@@ -263,7 +264,7 @@ def deployment_apply(
             deployment_kick(deployment)
     except IntegrityError:
         if idempotency_key:
-            earlier = _by_idempotency_key(user, idempotency_key)
+            earlier = deployment_by_idempotency_key(user=user, key=idempotency_key)
             if earlier is not None:
                 return earlier
         active = Deployment.objects.filter(design=design, status__in=Deployment.ACTIVE).first()
@@ -273,7 +274,8 @@ def deployment_apply(
     return Started(deployment, run, ChangeSet.from_json(run.change_set), created=True)
 
 
-def _by_idempotency_key(user: AbstractBaseUser, key: str) -> Started | None:
+def deployment_by_idempotency_key(*, user: AbstractBaseUser, key: str) -> Started | None:
+    """What an earlier request with this Idempotency-Key started (a new deployment or a run)."""
     run = Run.objects.select_related("deployment").filter(requested_by=user, idempotency_key=key)
     found = run.first()
     if found is not None:
@@ -390,11 +392,72 @@ def _deployment_update(
             deployment_kick(deployment)
     except IntegrityError:
         if idempotency_key:
-            earlier = _by_idempotency_key(user, idempotency_key)
+            earlier = deployment_by_idempotency_key(user=user, key=idempotency_key)
             if earlier is not None:
                 return earlier
         raise
     return Started(deployment, run, changes, created=False)
+
+
+class NoLiveDeployment(InvalidTransition):
+    """A change set is reviewed against a live deployment; the design has none there."""
+
+
+@transaction.atomic
+def change_set_create(
+    *, design: Design, target: Target, user: AbstractBaseUser, version: int | None = None
+) -> ChangeSetRecord:
+    """A change set kept for review (the API's change-set resource): what applying the design
+    version to its live deployment on the target would do, as that deployment is now."""
+    if target.team_id != design.team_id:
+        raise InvalidTransition("the target belongs to another team")
+    live, changes, number = change_set_preview(design=design, target=target, version=version)
+    if live is None:
+        raise NoLiveDeployment(
+            f"design {design.name} has no live deployment on {target.name}; deploy it to make "
+            "one (POST /api/deployments/)"
+        )
+    return ChangeSetRecord.objects.create(
+        deployment=live,
+        design_version=number,
+        based_on_seq=live.last_event_seq,
+        body=changes.to_json(),
+        created_by=user,
+    )
+
+
+def change_set_execute(
+    *,
+    change_set: ChangeSetRecord,
+    user: AbstractBaseUser,
+    keep_on_failure: bool = False,
+    allow_interruption: bool = False,
+    idempotency_key: str = "",
+) -> Started:
+    """Apply a reviewed change set. Raises ChangeSetStale when the deployment has moved on
+    since it was made (a run, a drift check: the change set would no longer be what was
+    reviewed), InvalidTransition when it was executed already."""
+    if change_set.executed_run_id:
+        raise InvalidTransition(
+            f"change set {change_set.pk} was executed already, as run "
+            f"{change_set.executed_run.number}"
+        )
+    deployment = change_set.deployment
+    started = deployment_apply(
+        design=deployment.design,
+        target=deployment.target,
+        user=user,
+        version=change_set.design_version,
+        based_on_seq=change_set.based_on_seq,
+        keep_on_failure=keep_on_failure,
+        allow_interruption=allow_interruption,
+        idempotency_key=idempotency_key,
+    )
+    if started.run is not None:
+        ChangeSetRecord.objects.filter(pk=change_set.pk, executed_run__isnull=True).update(
+            executed_run=started.run
+        )
+    return started
 
 
 @transaction.atomic

@@ -37,7 +37,7 @@ from deployer import events
 from deployer.models import Deployment, DeploymentEvent
 from deployer.selectors import deployment_list
 from gantry.db_connections import db_briefly, db_release
-from gantry.parsing import parse_int
+from gantry.parsing import IntegerInvalid, parse_int
 from gantry.shared_redis import redis_async_client, redis_client, redis_key
 
 #: A quiet stream sends a comment this often, so proxies keep it open.
@@ -106,10 +106,15 @@ def _slots_key(user_id: int) -> str:
 def last_event_id(request: HttpRequest) -> int:
     """Where a (re)connecting client left off: ``Last-Event-ID``, else ``?after=N``, else 0.
     Raises :class:`~gantry.parsing.IntegerInvalid` for anything but a number."""
+    # ``after`` is checked even when the header wins: a bad parameter is a 400 either way.
+    raw = request.GET.get("after")
+    if raw == "":  # given but empty: not a number (left out, it is 0)
+        raise IntegerInvalid("after", "give a whole number, or leave the parameter out")
+    after = parse_int(raw, field="after", default=0)
     header = request.headers.get("Last-Event-ID")
     if header is not None:  # browsers send it only with a number; empty is not one
         return parse_int(header.strip(), field="Last-Event-ID")
-    return parse_int(request.GET.get("after"), field="after", default=0)
+    return after
 
 
 def stream_slot_acquire(*, user_id: int) -> str:

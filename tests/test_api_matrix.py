@@ -39,6 +39,7 @@ class World:
     target: Target
     owner_token_id: int
     keys: dict
+    change_set: int  # of the finished deployment, not executed
 
 
 @pytest.fixture
@@ -67,7 +68,8 @@ def world(make_user, team, other_team) -> World:
         STAFF: token_create(user=staff, name="ci")[1],
         ANONYMOUS: None,
     }
-    return World(team, design, spare, queued, finished, target, owner_token.pk, keys)
+    change_set = services.change_set_create(design=done_design, target=sandbox, user=owner)
+    return World(team, design, spare, queued, finished, target, owner_token.pk, keys, change_set.pk)
 
 
 def owned(ok: int, staff: int | None = None) -> dict[str, int]:
@@ -109,6 +111,16 @@ CASES: list[tuple[str, str, dict | None, dict[str, int]]] = [
     ("post", "/api/deployments/{queued}/cancel/", None, owned(202)),
     ("post", "/api/deployments/{finished}/destroy/", None, owned(202)),
     ("post", "/api/deployments/{queued}/destroy/", None, owned(409)),
+    ("get", "/api/deployments/{finished}/runs/", None, owned(200)),
+    ("get", "/api/deployments/{finished}/drift/", None, owned(200)),
+    ("post", "/api/deployments/{queued}/drift/", None, owned(409)),
+    ("get", "/api/change-sets/", None, listing()),
+    ("get", "/api/change-sets/{change_set}/", None, owned(200)),
+    ("post", "/api/change-sets/", {"design": "{done}"}, {**listing(201), OUTSIDER: 400}),
+    ("post", "/api/change-sets/", {"design": "{spare}"}, {**listing(409), OUTSIDER: 400}),
+    # The version deployed already: nothing to change, so no run starts (200, not 202).
+    ("post", "/api/change-sets/{change_set}/execute/", {}, owned(200)),
+    ("get", "/api/designs/{done}/export/?format=cloudformation", None, owned(200)),
     ("get", "/api/targets/", None, listing()),
     (
         "post",
@@ -166,6 +178,8 @@ def test_endpoint_answers_each_kind_of_caller(world, role, method, path, body, e
         "finished": world.finished.pk,
         "target": world.target.pk,
         "token": world.owner_token_id,
+        "change_set": world.change_set,
+        "done": world.finished.design_id,
     }
     status = _call(world, role, method, path.format(**ids), _fill(body, ids))
     assert status == expected[role], (method, path, role)

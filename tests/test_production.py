@@ -511,13 +511,20 @@ def test_healthz_answers_a_plain_http_probe_without_login_or_database(production
 
 
 @pytest.fixture
-def own_queue(redis_url, monkeypatch):
-    """Celery in this process on the test Redis and a queue no worker consumes."""
+def own_queue(redis_url, settings):
+    """Celery in this process on the test Redis and a queue no worker consumes.
+
+    Set and put back by hand: Celery's settings object is a chain of mappings that
+    pytest's monkeypatch cannot always undo (an attribute it found through the chain
+    is not one it can delete)."""
     from celery_app import app
 
-    monkeypatch.setattr(app.conf, "broker_url", redis_url.rsplit("/", 1)[0] + "/14")
-    monkeypatch.setattr(app.conf, "task_default_queue", f"gantry-test-{uuid.uuid4().hex[:8]}")
-    return app.conf.task_default_queue
+    queue = f"gantry-test-{uuid.uuid4().hex[:8]}"
+    app.conf.broker_url = redis_url.rsplit("/", 1)[0] + "/14"
+    app.conf.task_default_queue = queue
+    yield queue
+    app.conf.broker_url = settings.CELERY_BROKER_URL
+    app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
 
 
 @pytest.mark.django_db
