@@ -485,6 +485,34 @@ def test_interface_endpoint_is_pending_then_available_and_holds_its_subnet(aws) 
     ec2.delete_subnet(SubnetId=net["a"])
 
 
+def test_an_endpoint_moved_off_a_subnet_no_longer_holds_it(aws) -> None:
+    """AWS deletes an interface endpoint's network interface in a subnet removed from it;
+    moto keeps it, so without the sandbox the old subnet of a replaced Lambda subnet could
+    never be deleted (found by an update that moved the Lambda's subnets)."""
+    ec2 = aws("ec2")
+    net = _network(ec2, "10.12")
+    endpoint_id = ec2.create_vpc_endpoint(
+        VpcId=net["vpc"],
+        ServiceName="com.amazonaws.us-east-1.secretsmanager",
+        VpcEndpointType="Interface",
+        SubnetIds=[net["a"], net["b"]],
+        SecurityGroupIds=[net["sg"]],
+    )["VpcEndpoint"]["VpcEndpointId"]
+
+    def interfaces(subnet: str) -> list[str]:
+        found = ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet]}])
+        return [n["NetworkInterfaceId"] for n in found["NetworkInterfaces"]]
+
+    assert interfaces(net["a"]) and interfaces(net["b"])
+    ec2.modify_vpc_endpoint(VpcEndpointId=endpoint_id, RemoveSubnetIds=[net["a"]])
+    assert interfaces(net["a"]) == []
+    assert interfaces(net["b"])  # the subnet it still serves keeps its interface
+    ec2.delete_subnet(SubnetId=net["a"])
+    with pytest.raises(ClientError) as exc:
+        ec2.delete_subnet(SubnetId=net["b"])
+    assert error_code(exc) == "DependencyViolation"
+
+
 def test_new_instance_profile_is_not_usable_at_once(aws) -> None:
     ec2, iam = aws("ec2"), aws("iam")
     name = f"profile-{uuid.uuid4().hex[:8]}"

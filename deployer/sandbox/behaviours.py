@@ -225,6 +225,7 @@ class Behaviours:
             ("ec2", "DescribeLaunchTemplateVersions"): self._after_describe_template_versions,
             ("autoscaling", "DescribeAutoScalingGroups"): self._after_describe_asgs,
             ("ec2", "CreateVpcEndpoint"): self._after_create_vpc_endpoint,
+            ("ec2", "ModifyVpcEndpoint"): self._after_modify_vpc_endpoint,
             ("ec2", "DeleteVpcEndpoints"): self._after_delete_vpc_endpoints,
             ("ec2", "DescribeVpcEndpoints"): self._after_describe_vpc_endpoints,
             ("elasticloadbalancing", "CreateLoadBalancer"): self._after_create_load_balancer,
@@ -323,7 +324,8 @@ class Behaviours:
     def _ec2_describe(
         self, call: Call, fetch: Fetch, action: str, params: dict[str, str]
     ) -> tuple[ET.Element, str] | None:
-        """One EC2 Describe* call straight to moto (not through faults), parsed."""
+        """One EC2 call straight to moto (not through faults), parsed: a Describe*, or a side
+        effect of AWS's that moto lacks."""
         form = {"Action": action, "Version": call.params.get("Version", "2016-11-15"), **params}
         reply = fetch(
             "POST",
@@ -942,6 +944,56 @@ class Behaviours:
             return reply
         items = container.findall(_q(ns, "item"))
         return self._rewrite_endpoints(reply, root, ns, items, prepared, container)
+
+    def _after_modify_vpc_endpoint(
+        self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
+    ) -> Reply:
+        """An interface endpoint moved off a subnet (or a group) no longer holds it.
+
+        AWS deletes the endpoint's network interface in a subnet removed from it; moto keeps
+        that interface (and lists it as the endpoint's), which would hold the subnet forever.
+        The sandbox deletes it in moto as AWS would."""
+        if not reply.ok:
+            return reply
+        endpoint_id = call.params.get("VpcEndpointId", "")
+        removed = set(_indexed(call.params, "RemoveSubnetId"))
+        with self.state.lock:
+            rec = self.state.endpoints.get(endpoint_id)
+            if rec is not None:
+                rec.subnet_ids = (rec.subnet_ids - removed) | set(
+                    _indexed(call.params, "AddSubnetId")
+                )
+                rec.group_ids = (
+                    rec.group_ids - set(_indexed(call.params, "RemoveSecurityGroupId"))
+                ) | set(_indexed(call.params, "AddSecurityGroupId"))
+        if removed:
+            self._delete_endpoint_interfaces(call, fetch, endpoint_id, removed)
+        return reply
+
+    def _delete_endpoint_interfaces(
+        self, call: Call, fetch: Fetch, endpoint_id: str, subnets: set[str]
+    ) -> None:
+        described = self._ec2_describe(
+            call, fetch, "DescribeVpcEndpoints", {"VpcEndpointId.1": endpoint_id}
+        )
+        if described is None:
+            return
+        root, ns = described
+        interfaces = _texts(root, ns, "vpcEndpointSet/item/networkInterfaceIdSet/item")
+        if not interfaces:
+            return
+        query = {f"NetworkInterfaceId.{i}": eni for i, eni in enumerate(interfaces, 1)}
+        found = self._ec2_describe(call, fetch, "DescribeNetworkInterfaces", query)
+        if found is None:
+            return
+        root, ns = found
+        for item in root.findall(_q(ns, "networkInterfaceSet/item")):
+            if _text(item, ns, "subnetId") in subnets:
+                eni = _text(item, ns, "networkInterfaceId") or ""
+                self._ec2_describe(
+                    call, fetch, "DeleteNetworkInterface", {"NetworkInterfaceId": eni}
+                )
+                log.info("sandbox: %s left its subnet; its interface %s deleted", endpoint_id, eni)
 
     def _after_delete_vpc_endpoints(
         self, call: Call, prepared: Prepared, reply: Reply, fetch: Fetch
