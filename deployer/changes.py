@@ -382,7 +382,7 @@ def change_set(
         if change.action == A.REPLACE:
             change.strategy = "create the new resource, then delete the old one"
             change.interrupts = INTERRUPTS_WHEN_REPLACED.get(change.type, "")
-        elif change.action == A.REMOVE:
+        elif change.action == A.REMOVE and _removal_interrupts(change, live, changes):
             change.interrupts = INTERRUPTS_WHEN_REMOVED.get(change.type, "")
         for prop in change.properties:
             prop.before = _shown(prop.before, live, set())
@@ -393,6 +393,37 @@ def change_set(
         changes.values(), key=lambda c: order.get(c.logical_id, removed.get(c.logical_id, 0))
     )
     return result
+
+
+def _removal_interrupts(change: Change, live: dict[str, Live], changes: dict[str, Change]) -> bool:
+    """Whether removing a resource interrupts what stays. A NAT gateway removed with its whole
+    zone (its route, that route's table and every subnet routed through it all go too) takes
+    nothing away from what is left; one whose route or subnets stay does."""
+    if change.type != "AWS::EC2::NatGateway":
+        return True
+
+    def removed(lid: str) -> bool:
+        return lid in changes and changes[lid].action == A.REMOVE
+
+    def refers(item: Live, prop: str, target: str) -> bool:
+        return target in _refs(comparable(item.node).get(prop))
+
+    for lid, item in live.items():
+        if item.node.type != "AWS::EC2::Route" or not refers(
+            item, "NatGatewayId", change.logical_id
+        ):
+            continue
+        if not removed(lid):
+            return True
+        table = next(iter(_refs(comparable(item.node).get("RouteTableId"))), "")
+        for other, assoc in live.items():
+            if (
+                assoc.node.type == "AWS::EC2::SubnetRouteTableAssociation"
+                and refers(assoc, "RouteTableId", table)
+                and not removed(other)
+            ):
+                return True
+    return False
 
 
 def _subnet_conflicts(
