@@ -100,6 +100,9 @@ def logging_config(*, json_lines: bool, level: str = "INFO") -> dict[str, Any]:
             # Django's defaults give "django" a handler of its own as well; one handler (root's)
             # writes each line once.
             "django": {"handlers": [], "level": level, "propagate": True},
+            # botocore says "Found credentials in environment variables" for every new
+            # session at INFO: noise in the worker's log and on the CLI's stderr.
+            "botocore.credentials": {"handlers": [], "level": "WARNING", "propagate": True},
         },
     }
     if json_lines:
