@@ -185,6 +185,27 @@ def comparable(node: ResourceNode) -> dict[str, Any]:
     return props
 
 
+#: Attributes that an in-place update changes: a launch template whose data changes gets a new
+#: version, so what refers to its version number (the Auto Scaling group) is updated too (its
+#: instance refresh), and the change set says so.
+ATTRIBUTES_AN_UPDATE_CHANGES = {
+    "AWS::EC2::LaunchTemplate": ("LatestVersionNumber", "DefaultVersionNumber"),
+}
+#: Properties whose change leaves those attributes as they are.
+_KEEPS_ATTRIBUTES = {"Tags", "TagSpecifications"}
+
+
+def _attribute_refs(value: Any) -> set[tuple[str, str]]:
+    """(logical id, attribute) of every reference in ``value``."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref", "Attribute"}:
+            return {(value["Ref"], value["Attribute"])}
+        return {ref for v in value.values() for ref in _attribute_refs(v)}
+    if isinstance(value, list):
+        return {ref for v in value for ref in _attribute_refs(v)}
+    return set()
+
+
 def _refs(value: Any) -> set[str]:
     if isinstance(value, dict):
         if set(value) == {"Ref", "Attribute"}:
@@ -204,19 +225,26 @@ def _forces(type_name: str, name: str, before: Any, after: Any, region: str) -> 
         return True
 
 
-def _shown(value: Any, live: dict[str, Live], new: set[str]) -> Any:
+def _shown(
+    value: Any, live: dict[str, Live], new: set[str], versioned: frozenset[str] = frozenset()
+) -> Any:
     """A property value for people: a Ref to a resource that stays is its physical id; one to
-    a resource that is new or replaced is ``(new <logical id>)``."""
+    a resource that is new or replaced is ``(new <logical id>)``, one to the version an update
+    makes ``(new version of <logical id>)``."""
     if isinstance(value, dict):
         if set(value) == {"Ref", "Attribute"}:
             target = value["Ref"]
             if target in new or target not in live:
                 return f"(new {target})"
+            if target in versioned and value["Attribute"] in ATTRIBUTES_AN_UPDATE_CHANGES.get(
+                live[target].node.type, ()
+            ):
+                return f"(new version of {target})"
             suffix = "" if value["Attribute"] == "Id" else f".{value['Attribute']}"
             return f"{live[target].physical_id}{suffix}" if live[target].physical_id else value
-        return {k: _shown(v, live, new) for k, v in value.items()}
+        return {k: _shown(v, live, new, versioned) for k, v in value.items()}
     if isinstance(value, list):
-        return [_shown(v, live, new) for v in value]
+        return [_shown(v, live, new, versioned) for v in value]
     return value
 
 
@@ -319,10 +347,21 @@ def change_set(
             if c.action == A.REPLACE or (c.action == A.ADD and lid in live)
         } | {lid for lid, c in changes.items() if c.action == A.ADD}
 
+    def new_versions() -> set[str]:
+        return {
+            lid
+            for lid, c in changes.items()
+            if c.action == A.MODIFY
+            and c.type in ATTRIBUTES_AN_UPDATE_CHANGES
+            and any(p.name not in _KEEPS_ATTRIBUTES for p in c.properties)
+        }
+
+    versioned: dict[int, frozenset[str]] = {}  # id(PropertyChange) -> the versions it follows
     moved = True
     while moved:
         moved = False
         fresh = new_ids()
+        bumped = new_versions() - fresh
         for node in after.topological_order():
             lid = node.logical_id
             if lid not in live or (lid in changes and changes[lid].action in (A.REPLACE, A.ADD)):
@@ -330,9 +369,24 @@ def change_set(
             now = comparable(node)
             for name, value in now.items():
                 touched = _refs(value) & fresh
-                if not touched or any(
+                follows = {
+                    target
+                    for target, attribute in _attribute_refs(value)
+                    if target in bumped
+                    and attribute in ATTRIBUTES_AN_UPDATE_CHANGES[changes[target].type]
+                }
+                if (not touched and not follows) or any(
                     p.name == name for p in changes.get(lid, Change("", "", "")).properties
                 ):
+                    continue
+                if not touched:
+                    change = changes.setdefault(lid, Change(lid, node.type, A.MODIFY, label(lid)))
+                    prop = PropertyChange(name, value, value, False)
+                    change.properties.append(prop)
+                    versioned[id(prop)] = frozenset(follows)
+                    if not change.reason:
+                        change.reason = f"refers to the new version of {', '.join(sorted(follows))}"
+                    moved = True
                     continue
                 forces = _forces(node.type, name, value, {"moved": sorted(touched)}, region)
                 change = changes.setdefault(lid, Change(lid, node.type, A.MODIFY, label(lid)))
@@ -386,7 +440,7 @@ def change_set(
             change.interrupts = INTERRUPTS_WHEN_REMOVED.get(change.type, "")
         for prop in change.properties:
             prop.before = _shown(prop.before, live, set())
-            prop.after = _shown(prop.after, live, fresh)
+            prop.after = _shown(prop.after, live, fresh, versioned.get(id(prop), frozenset()))
     order = {n.logical_id: i for i, n in enumerate(after.topological_order())}
     removed = {lid: len(order) + i for i, lid in enumerate(live)}
     result.changes = sorted(

@@ -44,3 +44,15 @@ def test_a_nat_gateway_whose_subnets_stay_interrupts_their_internet_access():
         c for c in changes.values() if c.type == "AWS::EC2::NatGateway" and c.action == "remove"
     ]
     assert removed and all(c.interrupts for c in removed)
+
+
+def _alb(**fields):
+    return dataclasses.replace(TWO_AZ, api_kind="alb", **fields)
+
+
+def test_a_new_launch_template_version_updates_the_auto_scaling_group_and_says_so():
+    changes = _changes(_alb(tags=(("team", "a"),)), _alb(tags=(("team", "b"),)))
+    group = changes["ApiAutoScalingGroup"]
+    template = next(p for p in group.properties if p.name == "LaunchTemplate")
+    assert "(new version of ApiLaunchTemplate)" in str(template.after)
+    assert template.replacement is False
