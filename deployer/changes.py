@@ -322,7 +322,12 @@ def change_set(
                     node.type,
                     A.ADD,
                     label(lid),
-                    reason="deleted outside Gantry; created again",
+                    reason=(
+                        "deleted outside Gantry; restored from its recovery window, with the "
+                        "credential it holds (created again only once that has passed)"
+                        if node.type in KEEP_ALWAYS
+                        else "deleted outside Gantry; created again"
+                    ),
                     repair=True,
                 )
             elif item.drift == ResourceDrift.MODIFIED:

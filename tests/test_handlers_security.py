@@ -713,6 +713,20 @@ def test_secret_name_held_by_a_deleted_secret_is_retried(dep: Deployment, client
         dep.create("ApiSecret")
 
 
+def test_our_secret_deleted_by_hand_is_restored_with_its_value(dep: Deployment, clients) -> None:
+    """A drift repair of a secret someone deleted (recoverably) restores it: the credential
+    the API instance stored survives, as every change keeps it."""
+    sm = clients["secretsmanager"]
+    arn = dep.create("ApiSecret")
+    sm.put_secret_value(SecretId=arn, SecretString="stored-at-first-boot")  # as the instance does
+    sm.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+    assert dep.read("ApiSecret") is None  # drift sees it deleted
+    assert dep.create("ApiSecret") == arn
+    assert not sm.describe_secret(SecretId=arn).get("DeletedDate")
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == "stored-at-first-boot"
+    dep.destroy("ApiSecret")
+
+
 @pytest.fixture
 def recorded_secrets(dep: Deployment, moto_endpoint) -> list[tuple[str, dict[str, Any]]]:
     """Every Secrets Manager call the handler makes, with its parameters: the deployment's
