@@ -136,6 +136,11 @@ class Command(ContextCommand):
             if team
             else None
         )
+        if team is None and opts["target"] != services.SANDBOX_TARGET_NAME:
+            # The deploy itself would make the team, then find no such target in it.
+            raise CommandError(
+                f"team {opts['team']} has no target named {opts['target']!r}", returncode=2
+            )
         target = self._target(team, opts["target"], create=False) if team else None
         live = services.deployment_live(design=design, target=target) if design and target else None
         changes = services.change_set_for(deployment=live, spec=spec)
