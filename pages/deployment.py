@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -30,6 +32,8 @@ from designer.diagram import render_svg
 from gantry.human import duration
 from pages.apply import APPLY_ERRORS, apply_error
 from pages.states import DRIFTED, diagram_marks, display_state, page_vocabulary, phase_of
+
+logger = logging.getLogger(__name__)
 
 #: Bump when the coloured diagram's drawing changes, so no cached picture of the old one shows.
 DIAGRAM_VERSION = "2"
@@ -210,6 +214,12 @@ def deployment_drift_check(request: HttpRequest, pk: int) -> HttpResponse:
         report = services.deployment_drift_check(deployment=deployment, user=request.user)
     except services.DeploymentBusy as exc:
         messages.error(request, f"Drift was not checked: {exc}.")
+    except (BotoCoreError, ClientError) as exc:
+        # AWS unreachable, throttling past the retries, credentials refused: said, not a 500.
+        logger.warning("drift check of deployment %s could not read AWS: %s", pk, exc)
+        messages.error(
+            request, f"Drift was not checked: AWS could not be read ({exc}). Try again later."
+        )
     else:
         drifted = report.drifted
         if drifted:
