@@ -179,6 +179,7 @@ def deployment_page_context(deployment: Deployment) -> dict[str, Any]:
             "cancellable": list(constants.CANCELLABLE),
             "destroyable": list(services.DESTROYABLE),
             "terminal": list(Deployment.TERMINAL),
+            "run_statuses": dict(constants.RunStatus.choices),
         },
     }
 

@@ -90,8 +90,11 @@ def test_change_the_port_of_a_deployed_design_review_apply_and_watch(
         timeout=RUN_TIMEOUT_MS,
     )
     expect(page.locator("#status")).to_have_text("Succeeded")
-    page.reload()
+    # The runs list follows the run live, and says the same after a reload.
     run = page.locator('#runs tr[data-run="2"]')
+    expect(run).to_have_attribute("data-run-status", "succeeded")
+    expect(run.locator(".status")).to_have_text("Succeeded")
+    page.reload()
     expect(run).to_have_attribute("data-operation", "update")
     expect(run).to_have_attribute("data-run-status", "succeeded")
     expect(run).to_contain_text("v1 → v2")

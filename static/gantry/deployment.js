@@ -132,10 +132,22 @@
       tr.dataset.nextCheck = r.next_check_at || "";
       tr.querySelector(".reason").textContent = r.reason || "";
     });
+    if (current && data.run) showRun(data.run);
     if (!current) scheduleRefresh();
     updateProgress();
     tick();
     redrawDiagram();
+  }
+
+  // The run in progress, in the runs table: its status and reason as the server has them.
+  function showRun(run) {
+    const tr = document.querySelector('#runs tr[data-run="' + run.number + '"]');
+    if (!tr || tr.dataset.runStatus === run.status) return;
+    tr.dataset.runStatus = run.status;
+    const badge = tr.querySelector(".status");
+    badge.className = "status status-" + run.status;
+    badge.textContent = vocab.run_statuses[run.status] || run.status;
+    tr.querySelector(".run-reason").textContent = run.reason || "";
   }
 
   // At most one status request per REFRESH_MS while events keep coming, and always one after
