@@ -41,6 +41,18 @@ def deployment_create(request: HttpRequest, design_pk: int) -> HttpResponse:
             return redirect("designer:design_edit", pk=design.pk)
     else:
         target = services.target_sandbox_ensure(team=design.team)
+    live = services.deployment_live(design=design, target=target)
+    if live is not None and live.status not in Deployment.ACTIVE:
+        # A live stack changes with its change set reviewed first: the review page shows it
+        # and applies it (the API and the CLI have --dry-run and change sets for the same).
+        messages.info(
+            request,
+            f"v{live.design_version} is live on {target.name} (deployment {live.pk}): review "
+            "what deploying the saved version changes, then apply it.",
+        )
+        return redirect(
+            reverse("designer:design_changes", args=[design.pk]) + f"?target={target.pk}"
+        )
     try:
         started = services.deployment_apply(
             design=design,

@@ -170,7 +170,7 @@ def test_apply_refusals_are_said_on_the_page(live, member, member_client):
     assert deployment.runs.count() == 1
 
 
-def test_the_deploy_button_on_a_live_stack_sends_an_interrupting_change_to_its_review(
+def test_the_deploy_button_on_a_live_stack_sends_it_to_its_review_first(
     live, member, member_client
 ):
     design, target, deployment = live
@@ -183,7 +183,9 @@ def test_the_deploy_button_on_a_live_stack_sends_an_interrupting_change_to_its_r
     assert response.status_code == 302
     assert response["Location"] == review_url(design, target)
     page = member_client.get(response["Location"])
-    assert "Not deployed" in text(page) and b'name="allow_interruption"' in page.content
+    assert "review what deploying the saved version changes" in text(page)
+    assert b'name="allow_interruption"' in page.content
+    assert Deployment.objects.get(pk=deployment.pk).runs.count() == 1  # nothing started
 
 
 def test_bad_input_and_other_teams_get_a_404_or_400_page(
