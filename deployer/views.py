@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployer import selectors, services
@@ -40,8 +41,20 @@ def deployment_create(request: HttpRequest, design_pk: int) -> HttpResponse:
             return redirect("designer:design_edit", pk=design.pk)
     else:
         target = services.target_sandbox_ensure(team=design.team)
+    live = services.deployment_live(design=design, target=target)
+    if live is not None and live.status not in Deployment.ACTIVE:
+        # A live stack changes with its change set reviewed first: the review page shows it
+        # and applies it (the API and the CLI have --dry-run and change sets for the same).
+        messages.info(
+            request,
+            f"v{live.design_version} is live on {target.name} (deployment {live.pk}): review "
+            "what deploying the saved version changes, then apply it.",
+        )
+        return redirect(
+            reverse("designer:design_changes", args=[design.pk]) + f"?target={target.pk}"
+        )
     try:
-        deployment = services.deployment_start(
+        started = services.deployment_apply(
             design=design,
             target=target,
             user=request.user,
@@ -50,10 +63,22 @@ def deployment_create(request: HttpRequest, design_pk: int) -> HttpResponse:
     except services.DeploymentConflict as exc:
         messages.error(request, f"{exc}. Open it to follow or cancel it.")
         return redirect("deployer:deployment_detail", pk=exc.active.pk)
+    except (services.ChangeSetRefused, services.InterruptionNotConfirmed) as exc:
+        # A live stack's change that needs a look first: its review page says why, and
+        # applies it from there (with the confirmation an interruption needs).
+        messages.error(request, f"Not deployed: {exc}")
+        return redirect(
+            reverse("designer:design_changes", args=[design.pk]) + f"?target={target.pk}"
+        )
+    except services.InvalidTransition as exc:
+        messages.error(request, f"Not deployed: {exc}.")
+        return redirect("designer:design_edit", pk=design.pk)
     except SpecInvalid:
         messages.error(request, "The saved design does not validate; fix and save it first.")
         return redirect("designer:design_edit", pk=design.pk)
-    return redirect("deployer:deployment_detail", pk=deployment.pk)
+    if started.run is None:
+        messages.info(request, "Nothing to change: the live deployment is this version already.")
+    return redirect("deployer:deployment_detail", pk=started.deployment.pk)
 
 
 @login_required

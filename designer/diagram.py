@@ -79,6 +79,8 @@ class StateMark:
     text: str
     colour: str
     urgency: int = 0
+    #: What the words say: a deployment's ``state``, or a change set's ``change``.
+    prefix: str = "state"
 
 
 #: Longest one ``dot`` run may take before the render is abandoned.
@@ -836,7 +838,7 @@ class _Drawing:
         if not seen:
             return None
         mark, owner = min(seen, key=lambda s: s[0].urgency)
-        text = f"state: {mark.text}" + ("" if owner == logical_id else f" ({owner})")
+        text = f"{mark.prefix}: {mark.text}" + ("" if owner == logical_id else f" ({owner})")
         return mark.colour, text
 
     # -- labels ---------------------------------------------------------------------------

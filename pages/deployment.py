@@ -1,32 +1,39 @@
 """The deployment page: the deployer's records, each resource's badge (``pages/states.py``),
-the design's diagram coloured by those badges, and the event log.
+the design's diagram coloured by those badges, the event log, and what a live stack adds: its
+runs, its drift (with "Check drift now" and "Repair") and the stack's outputs.
 
 Its status answer (``status.json``) and its diagram are what the page's script asks for as
-events arrive. This is the place for whatever else the page will show of a live deployment
-(its runs, drift, outputs): add it to :func:`deployment_page_context`.
+events arrive. Whatever else the page shows of a live deployment goes in
+:func:`deployment_page_context`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from deployer import selectors, services
+from deployer import constants, selectors, services
 from deployer.graphs import deployment_graph
 from deployer.models import Deployment
 from deployer.selectors import progress_done_state
 from designer.diagram import render_svg
 from gantry.human import duration
-from pages.states import diagram_marks, display_state, page_vocabulary, phase_of
+from pages.apply import APPLY_ERRORS, apply_error
+from pages.states import DRIFTED, diagram_marks, display_state, page_vocabulary, phase_of
+
+logger = logging.getLogger(__name__)
 
 #: Bump when the coloured diagram's drawing changes, so no cached picture of the old one shows.
 DIAGRAM_VERSION = "2"
@@ -71,6 +78,7 @@ def resource_rows(deployment: Deployment, progress: dict[str, Any]) -> list[dict
             state=r["state"],
             status=deployment.status,
             delete_started=bool(r["delete_started_at"]),
+            drift=r["drift"],
         )
         reason = r["last_error"] if r["state"] == "failed" else r["waiting_reason"]
         if not reason and shown.key == "waiting_to_delete":
@@ -130,9 +138,31 @@ def coloured_diagram(deployment: Deployment, rows: list[dict[str, Any]]) -> str:
     return svg
 
 
+def drift_context(deployment: Deployment) -> dict[str, Any]:
+    """The drift panel: the last check's status and time, and every resource it found changed
+    or deleted outside Gantry with its differences (property, what Gantry applied, what AWS
+    has)."""
+    drift = selectors.deployment_drift(deployment)
+    drifted = [r for r in drift["resources"] if r["drift"] in DRIFTED]
+    live = deployment.status not in Deployment.ACTIVE and deployment.status not in constants.GONE
+    return {
+        "status": deployment.drift_status,
+        "status_display": deployment.get_drift_status_display(),
+        "checked_at": deployment.drift_checked_at,
+        "drifted": drifted,
+        "can_check": live,
+        "can_repair": live
+        and deployment.status in constants.UPDATABLE
+        and deployment.drift_status == constants.DriftStatus.DRIFTED,
+    }
+
+
 def deployment_page_context(deployment: Deployment) -> dict[str, Any]:
     status = page_status(deployment)
     return {
+        "runs": list(selectors.deployment_runs(deployment)),
+        "drift": drift_context(deployment),
+        "outputs": selectors.deployment_outputs(deployment),
         "deployment": deployment,
         "progress": status,
         "rows": status["resources"],
@@ -140,15 +170,16 @@ def deployment_page_context(deployment: Deployment) -> dict[str, Any]:
         # Up to the number the stream resumes after (data-last-seq), never past it: an
         # event saved while this page renders arrives once, over the stream.
         "events": list(deployment.events.filter(seq__lte=status["last_event_seq"]).order_by("seq")),
-        "can_cancel": deployment.status in (Deployment.Status.QUEUED, Deployment.Status.DEPLOYING)
+        "can_cancel": deployment.status in constants.CANCELLABLE
         and not deployment.cancel_requested,
         "can_destroy": deployment.status in services.DESTROYABLE,
         "vocabulary": {
             **page_vocabulary(),
             "statuses": dict(Deployment.Status.choices),
-            "cancellable": [Deployment.Status.QUEUED, Deployment.Status.DEPLOYING],
+            "cancellable": list(constants.CANCELLABLE),
             "destroyable": list(services.DESTROYABLE),
             "terminal": list(Deployment.TERMINAL),
+            "run_statuses": dict(constants.RunStatus.choices),
         },
     }
 
@@ -173,3 +204,55 @@ def deployment_diagram(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
     rows = resource_rows(deployment, selectors.deployment_progress(deployment))
     return HttpResponse(coloured_diagram(deployment, rows), content_type="image/svg+xml")
+
+
+@login_required
+@require_POST
+def deployment_drift_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Check drift now": read every live resource from AWS and compare (a few seconds)."""
+    deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
+    try:
+        report = services.deployment_drift_check(deployment=deployment, user=request.user)
+    except services.DeploymentBusy as exc:
+        messages.error(request, f"Drift was not checked: {exc}.")
+    except (BotoCoreError, ClientError) as exc:
+        # AWS unreachable, throttling past the retries, credentials refused: said, not a 500.
+        logger.warning("drift check of deployment %s could not read AWS: %s", pk, exc)
+        messages.error(
+            request, f"Drift was not checked: AWS could not be read ({exc}). Try again later."
+        )
+    else:
+        drifted = report.drifted
+        if drifted:
+            names = ", ".join(f.logical_id for f in drifted)
+            messages.warning(
+                request,
+                f"Drifted: {len(drifted)} resource{'s' if len(drifted) != 1 else ''} changed "
+                f"outside Gantry ({names}). Repair puts back what Gantry applied.",
+            )
+        else:
+            messages.success(request, "In sync: every resource is as Gantry applied it.")
+    return redirect("deployer:deployment_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def deployment_repair(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Repair": deploy the live version again, which puts back what drifted (an update run)."""
+    deployment = selectors.deployment_get(user=request.user, pk=pk, path=request.path)
+    try:
+        started = services.deployment_apply(
+            design=deployment.design,
+            target=deployment.target,
+            user=request.user,
+            version=deployment.design_version,
+            allow_interruption=request.POST.get("allow_interruption") == "on",
+        )
+    except APPLY_ERRORS as exc:
+        messages.error(request, "Not repaired: " + apply_error(exc))
+    else:
+        if started.run is None:
+            messages.info(request, "Nothing to repair: the stack is as Gantry applied it.")
+        else:
+            messages.info(request, f"Repairing: run {started.run.number} puts back what drifted.")
+    return redirect("deployer:deployment_detail", pk=pk)

@@ -1,9 +1,8 @@
 """The design page: the designer's editor and, for a saved design, what the deployer knows
-about it (the Deploy bar: its team's targets and the deployment in progress).
+about it (the Deploy bar: its team's targets and the deployment in progress; which version is
+live on which target, with "Review changes" when the saved version differs, ``pages/changes.py``).
 
-This is the place for whatever else the design page will show of a design's life (which
-version is live on which target, the change set a deploy would make): add it to
-:func:`design_page_extras`, the one function that asks other apps about a design.
+:func:`design_page_extras` is the one function that asks other apps about a design.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from designer.forms import assumptions_from_form, spec_from_form
 from designer.models import Design
 from designer.spec import DEFAULT_SPEC, Issue
 from gantry.parsing import parse_id
+from pages.changes import live_versions
 from teams.selectors import team_list
 
 
@@ -37,6 +37,7 @@ def design_page_extras(*, user: AbstractBaseUser, design: Design | None) -> dict
         "active_deployment": Deployment.objects.filter(
             design=design, status__in=Deployment.ACTIVE
         ).first(),
+        "live_versions": live_versions(design=design),
     }
 
 

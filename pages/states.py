@@ -56,6 +56,17 @@ DISPLAY_STATES: tuple[DisplayState, ...] = (
 )
 BY_KEY: dict[str, DisplayState] = {s.key: s for s in DISPLAY_STATES}
 
+#: A change set's actions, as its table, its diagram and its legend show them: the sign
+#: Terraform and CloudFormation readers know, the words, and the colours (WCAG AA, as above).
+CHANGE_STATES: tuple[DisplayState, ...] = (
+    DisplayState("remove", "Remove", "#B42318", "#FEE4E2"),
+    DisplayState("replace", "Replace", "#7A3CC8", "#F4EBFF"),
+    DisplayState("modify", "Modify in place", "#8A5A00", "#FFF4C2"),
+    DisplayState("add", "Add", "#17733A", "#DCF5E4"),
+)
+CHANGE_BY_KEY: dict[str, DisplayState] = {s.key: s for s in CHANGE_STATES}
+CHANGE_SIGNS: dict[str, str] = {"add": "+", "modify": "~", "replace": "-/+", "remove": "-"}
+
 #: A deployment's phase, from its status: what the reconciler is doing with the resources.
 #: ``build`` creates them, ``built`` has stopped creating (succeeded, or failed and kept),
 #: ``teardown`` deletes them, ``torn_down`` has stopped deleting.
@@ -70,6 +81,10 @@ PHASES: dict[str, str] = {
     "cancelled": "torn_down",
     "destroyed": "torn_down",
     "destroy_failed": "torn_down",
+    "updating": "build",
+    "update_rolling_back": "build",
+    "update_rolled_back": "built",
+    "update_failed": "built",
 }
 
 #: Record state -> badge, per phase. A record state missing from a phase shows as itself
@@ -95,11 +110,20 @@ def phase_of(status: str) -> str:
     return PHASES.get(status, "build")
 
 
-def display_state(*, state: str, status: str, delete_started: bool = False) -> DisplayState:
-    """The badge of a record in ``state`` in a deployment whose status is ``status``."""
+#: A resource's drift (its last check's finding) that shows a ready resource as ``drifted``.
+DRIFTED: tuple[str, ...] = ("modified", "deleted")
+
+
+def display_state(
+    *, state: str, status: str, delete_started: bool = False, drift: str = ""
+) -> DisplayState:
+    """The badge of a record in ``state`` in a deployment whose status is ``status``; a ready
+    resource whose last drift check found it changed or deleted outside Gantry is drifted."""
     rules = DISPLAY_RULES[phase_of(status)]
     key = f"{state}+delete" if delete_started and f"{state}+delete" in rules else state
     shown = rules.get(key, state)
+    if shown == "ready" and drift in DRIFTED:
+        shown = "drifted"
     return BY_KEY.get(shown) or DisplayState(shown, shown.replace("_", " ").capitalize(), *_PLAIN)
 
 
@@ -118,6 +142,22 @@ def diagram_marks(states: Mapping[str, str]) -> dict[str, StateMark]:
     return marks
 
 
+def change_marks(actions: Mapping[str, str]) -> dict[str, StateMark]:
+    """How the diagram draws a change set: each changed resource in its action's colour, with
+    its words ("change: replace"); an element that stands for several shows the most drastic."""
+    rank = {s.key: i for i, s in enumerate(CHANGE_STATES)}
+    return {
+        logical_id: StateMark(
+            text=CHANGE_BY_KEY[action].label.lower(),
+            colour=CHANGE_BY_KEY[action].colour,
+            urgency=rank[action],
+            prefix="change",
+        )
+        for logical_id, action in actions.items()
+        if action in CHANGE_BY_KEY
+    }
+
+
 def page_vocabulary() -> dict[str, Any]:
     """What the deployment page's script needs to show a badge itself as events arrive: the
     same rules, labels and phases as the server, so a live page and a reloaded one agree."""
@@ -126,11 +166,13 @@ def page_vocabulary() -> dict[str, Any]:
         "rules": DISPLAY_RULES,
         "labels": {s.key: s.label for s in DISPLAY_STATES},
         "done": {status: progress_done_state(status) for status in PHASES},
+        "drifted": list(DRIFTED),
     }
 
 
 def badge_css() -> str:
     """The badge colours as CSS rules (``.state-<key>``), from :data:`DISPLAY_STATES`."""
     return "\n".join(
-        f".state-{s.key}{{--state-fg:{s.colour};--state-bg:{s.background}}}" for s in DISPLAY_STATES
+        f".state-{s.key}{{--state-fg:{s.colour};--state-bg:{s.background}}}"
+        for s in (*DISPLAY_STATES, *CHANGE_STATES)
     )

@@ -9,7 +9,7 @@ from django.urls import path
 
 from deployer import urls as deployer_urls
 from designer import urls as designer_urls
-from pages import deployment, design, team
+from pages import changes, deployment, design, team
 from teams import urls as teams_urls
 
 designer_patterns = (
@@ -17,6 +17,9 @@ designer_patterns = (
         *designer_urls.urlpatterns,
         path("new/", design.design_new, name="design_new"),
         path("<id:pk>/", design.design_edit, name="design_edit"),
+        path("<id:pk>/changes/", changes.design_changes, name="design_changes"),
+        path("<id:pk>/apply/", changes.design_apply, name="design_apply"),
+        path("<id:pk>/versions/diff/", changes.design_version_diff, name="design_version_diff"),
     ],
     designer_urls.app_name,
 )
@@ -26,6 +29,8 @@ deployer_patterns = (
         path("<id:pk>/", deployment.deployment_detail, name="deployment_detail"),
         path("<id:pk>/status.json", deployment.deployment_status, name="deployment_status"),
         path("<id:pk>/diagram.svg", deployment.deployment_diagram, name="deployment_diagram"),
+        path("<id:pk>/drift/", deployment.deployment_drift_check, name="deployment_drift_check"),
+        path("<id:pk>/repair/", deployment.deployment_repair, name="deployment_repair"),
     ],
     deployer_urls.app_name,
 )

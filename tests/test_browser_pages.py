@@ -38,6 +38,12 @@ def open_page(new_page, make_user, team, username: str, width: int, **options):
     return page
 
 
+def drawn(page) -> None:
+    """Wait until the diagram's latest view is on the screen: svg-pan-zoom applies a change of
+    view at the next animation frame, so two frames later it is drawn."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def level(page, root: str) -> int:
     return int(page.locator(f"{root} [data-zoom-level]").inner_text().split()[0])
 
@@ -114,10 +120,19 @@ def test_the_diagram_is_legible_and_zooms_and_pans_on_both_pages(new_page, make_
     page.keyboard.press("0")
     assert level(page, root) == start
     where = "() => document.querySelector('#diagram-frame svg text').getBoundingClientRect().x"
-    before = page.evaluate(where)
-    page.keyboard.press("ArrowRight")
-    # The picture moves left (the view goes right) at the next animation frame.
-    page.wait_for_function(f"x => ({where})() < x - 30", arg=before)
+    # An arrow moves the picture in either default view: at reading size (a diagram wider than
+    # its frame, panned to its top left) and the whole diagram fitted (one that fits, centred;
+    # which of the two a width gets depends on the fonts' widths, so both are checked).
+    for view in ("0", "F", "0"):
+        page.keyboard.press(view)
+        # svg-pan-zoom draws a new view at the next animation frame (the level's text is set at
+        # once): measure the picture drawn, never the one before it.
+        drawn(page)
+        before = page.evaluate(where)
+        page.keyboard.press("ArrowRight")
+        # The picture moves left (the view goes right) at the next animation frame.
+        page.wait_for_function(f"x => ({where})() < x - 30", arg=before)
+    assert level(page, root) == start
 
     # The wheel over the diagram zooms it (a touchpad's pinch arrives as a wheel too).
     box = frame.bounding_box()
@@ -129,6 +144,7 @@ def test_the_diagram_is_legible_and_zooms_and_pans_on_both_pages(new_page, make_
     zoomed = level(page, root)
 
     # A drag moves it.
+    drawn(page)
     before = page.evaluate(where)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] / 2 - 120, box["y"] + box["height"] / 2, steps=5)

@@ -14,7 +14,17 @@ from deployer.models import Deployment, ResourceRecord
 from designer.services import design_create
 from designer.spec import DEFAULT_SPEC
 from pages.deployment import page_status
-from pages.states import BY_KEY, DISPLAY_STATES, PHASES, badge_css, display_state
+from pages.states import (
+    BY_KEY,
+    CHANGE_SIGNS,
+    CHANGE_STATES,
+    DISPLAY_STATES,
+    PHASES,
+    badge_css,
+    change_marks,
+    display_state,
+    page_vocabulary,
+)
 
 #: Every state a record can be in, and those a live stack's update and drift check add.
 RECORD_STATES = [*ResourceRecord.State.values, "updating", "replacing", "drifted"]
@@ -41,6 +51,35 @@ def test_every_state_has_its_own_badge_and_colour_readable_on_its_tint():
         assert contrast(s.colour, s.background) >= 4.5, s
         assert contrast(s.colour, "#ffffff") >= 4.5, s  # the diagram draws it on white
         assert f".state-{s.key}{{--state-fg:{s.colour};" in badge_css()
+
+
+def test_every_change_action_has_its_sign_words_and_a_readable_colour():
+    from deployer.constants import ChangeAction
+
+    assert {s.key for s in CHANGE_STATES} == set(ChangeAction.values) == set(CHANGE_SIGNS)
+    for s in CHANGE_STATES:
+        assert contrast(s.colour, s.background) >= 4.5, s
+        assert contrast(s.colour, "#ffffff") >= 4.5, s
+        assert f".state-{s.key}{{" in badge_css()
+    marks = change_marks({"Vpc": "replace", "Subnet": "add", "Odd": "unknown"})
+    assert set(marks) == {"Vpc", "Subnet"}  # an unknown action is not drawn as a change
+    assert (marks["Vpc"].prefix, marks["Vpc"].text) == ("change", "replace")
+    assert marks["Vpc"].urgency < marks["Subnet"].urgency  # a replace outranks an add
+
+
+def test_a_ready_resource_found_drifted_shows_drifted_and_only_while_it_is_ready():
+    for drift in ("modified", "deleted"):
+        assert display_state(state="ready", status="succeeded", drift=drift).key == "drifted"
+    assert display_state(state="ready", status="succeeded", drift="in_sync").key == "ready"
+    assert display_state(state="ready", status="succeeded").key == "ready"
+    # While it is worked on, or deleted, the run's badge is what matters.
+    assert display_state(state="creating", status="updating", drift="modified").key == "creating"
+    assert (
+        display_state(state="ready", status="destroying", drift="deleted").key
+        == "waiting_to_delete"
+    )
+    # The page's script applies the same rule.
+    assert page_vocabulary()["drifted"] == ["modified", "deleted"]
 
 
 @pytest.mark.parametrize("status", sorted(PHASES))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from django import template
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from pages.states import DISPLAY_STATES, badge_css
+from pages.states import CHANGE_SIGNS, CHANGE_STATES, DISPLAY_STATES, badge_css
 
 register = template.Library()
 
@@ -26,3 +28,23 @@ def state_legend() -> SafeString:
         '<li><span class="state-badge state-{}" data-state="{}">{}</span></li>',
         ((s.key, s.key, s.label) for s in DISPLAY_STATES),
     )
+
+
+@register.simple_tag
+def change_legend() -> SafeString:
+    """One list item per change action, most drastic first, with its sign."""
+    return format_html_join(
+        "",
+        '<li><span class="state-badge state-{}" data-change="{}">{} {}</span></li>',
+        ((s.key, s.key, CHANGE_SIGNS[s.key], s.label) for s in CHANGE_STATES),
+    )
+
+
+@register.filter
+def json_text(value: object) -> str:
+    """A drift difference's value as one line: text as itself, anything else as JSON."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)

@@ -40,14 +40,16 @@
   function row(id) { return document.querySelector('#resources tr[data-logical-id="' + CSS.escape(id) + '"]'); }
   function phase() { return vocab.phases[status] || "build"; }
 
-  function displayOf(state, deleteStarted) {
+  function displayOf(state, deleteStarted, drift) {
     const rules = vocab.rules[phase()] || {};
     const key = deleteStarted && rules[state + "+delete"] ? state + "+delete" : state;
-    return rules[key] || state;
+    const shown = rules[key] || state;
+    // A ready resource the last drift check found changed or deleted outside Gantry.
+    return shown === "ready" && vocab.drifted.indexOf(drift || "") >= 0 ? "drifted" : shown;
   }
 
   function badge(tr) {
-    const shown = displayOf(tr.dataset.state, tr.dataset.deleteStarted === "1");
+    const shown = displayOf(tr.dataset.state, tr.dataset.deleteStarted === "1", tr.dataset.drift);
     const el = tr.querySelector(".state-badge");
     if (el.dataset.state !== shown) {
       el.dataset.state = shown;
@@ -121,6 +123,7 @@
       if (current) {
         tr.dataset.state = r.state;
         tr.dataset.deleteStarted = r.delete_started_at ? "1" : "";
+        tr.dataset.drift = r.drift || "";
         badge(tr);
         if (r.physical_id) tr.querySelector(".pid code").textContent = r.physical_id;
       }
@@ -129,10 +132,22 @@
       tr.dataset.nextCheck = r.next_check_at || "";
       tr.querySelector(".reason").textContent = r.reason || "";
     });
+    if (current && data.run) showRun(data.run);
     if (!current) scheduleRefresh();
     updateProgress();
     tick();
     redrawDiagram();
+  }
+
+  // The run in progress, in the runs table: its status and reason as the server has them.
+  function showRun(run) {
+    const tr = document.querySelector('#runs tr[data-run="' + run.number + '"]');
+    if (!tr || tr.dataset.runStatus === run.status) return;
+    tr.dataset.runStatus = run.status;
+    const badge = tr.querySelector(".status");
+    badge.className = "status status-" + run.status;
+    badge.textContent = vocab.run_statuses[run.status] || run.status;
+    tr.querySelector(".run-reason").textContent = run.reason || "";
   }
 
   // At most one status request per REFRESH_MS while events keep coming, and always one after
