@@ -19,6 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from api.services import TokenLimitReached
 from deployer.services import (
+    AwsUnreadable,
     ChangeSetRefused,
     ChangeSetStale,
     DeploymentBusy,
@@ -99,6 +100,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     if isinstance(exc, InvalidTransition | TargetInUse | ChangeSetStale | DeploymentBusy):
         return Response({"message": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, AwsUnreadable):
+        # Not the caller's fault, and it passes: the target's AWS could not be read just now.
+        return Response(
+            {"message": f"{exc}; try again later"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "30"},
+        )
     if isinstance(exc, InterruptionNotConfirmed):
         # Wrong input of one field: the change set interrupts traffic, and the request did
         # not say that is fine.

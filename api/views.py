@@ -653,6 +653,10 @@ class DeploymentViewSet(
         responses={
             200: s.DriftSerializer,
             409: OpenApiResponse(s.ErrorSerializer, description="A run is in progress."),
+            503: OpenApiResponse(
+                s.ErrorSerializer,
+                description="AWS could not be read (POST): nothing was recorded; Retry-After.",
+            ),
             **ERR,
         },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -9,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,6 +32,8 @@ from designer.services import SpecInvalid
 from designer.spec import Spec, validate_spec
 from teams.models import Team
 from teams.selectors import team_is_admin
+
+logger = logging.getLogger(__name__)
 
 S = Deployment.Status
 SANDBOX_TARGET_NAME = "sandbox"
@@ -714,6 +718,11 @@ class DeploymentBusy(Exception):
     """A run is in progress: what AWS reports mid-run says nothing about drift."""
 
 
+class AwsUnreadable(Exception):
+    """AWS could not be read (unreachable, throttling past the retries, credentials or the
+    role refused): nothing was recorded; try again later."""
+
+
 def deployment_drift_check(
     *, deployment: Deployment, user: AbstractBaseUser | None = None
 ) -> DriftReport:
@@ -730,7 +739,11 @@ def deployment_drift_check(
         )
     seq = deployment.last_event_seq
     # Outside any transaction: the reads take seconds, and nothing here holds a lock meanwhile.
-    report = drift_read(list(deployment.resources.all()), context_for(deployment))
+    try:
+        report = drift_read(list(deployment.resources.all()), context_for(deployment))
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("drift check of deployment %s could not read AWS: %s", deployment.pk, exc)
+        raise AwsUnreadable(f"AWS could not be read ({exc}); nothing was recorded") from exc
     now = timezone.now()
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)

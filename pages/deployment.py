@@ -15,7 +15,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -215,12 +214,9 @@ def deployment_drift_check(request: HttpRequest, pk: int) -> HttpResponse:
         report = services.deployment_drift_check(deployment=deployment, user=request.user)
     except services.DeploymentBusy as exc:
         messages.error(request, f"Drift was not checked: {exc}.")
-    except (BotoCoreError, ClientError) as exc:
+    except services.AwsUnreadable as exc:
         # AWS unreachable, throttling past the retries, credentials refused: said, not a 500.
-        logger.warning("drift check of deployment %s could not read AWS: %s", pk, exc)
-        messages.error(
-            request, f"Drift was not checked: AWS could not be read ({exc}). Try again later."
-        )
+        messages.error(request, f"Drift was not checked: {exc}. Try again later.")
     else:
         drifted = report.drifted
         if drifted:

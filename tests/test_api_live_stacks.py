@@ -164,3 +164,13 @@ def test_drift_is_read_from_the_last_check(api):
     detail = api.get(f"/api/deployments/{deployment}/").json()
     assert detail["drift_status"] == "drifted"
     assert {o["name"] for o in detail["outputs"]} >= {"VpcId", "FunctionName", "SecretArn"}
+
+
+def test_a_drift_check_that_cannot_read_aws_is_a_503_and_records_nothing(api, settings):
+    settings.GANTRY_SANDBOX_ENDPOINT = "http://127.0.0.1:9"  # nothing listens there
+    _, deployment = live(api)
+    response = api.post(f"/api/deployments/{deployment}/drift/")
+    assert response.status_code == 503
+    assert "AWS could not be read" in response.json()["message"]
+    assert response["Retry-After"] == "30"
+    assert api.get(f"/api/deployments/{deployment}/drift/").json()["status"] == ""

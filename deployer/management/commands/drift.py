@@ -28,7 +28,7 @@ class Command(ContextCommand):
             raise CommandError(f"no deployment {opts['id']}", returncode=2)
         try:
             report = services.deployment_drift_check(deployment=deployment)
-        except services.DeploymentBusy as exc:
+        except (services.DeploymentBusy, services.AwsUnreadable) as exc:
             raise CommandError(str(exc), returncode=2) from None
         body = {"id": deployment.pk, **report.to_json()}
         if opts["json"]:
