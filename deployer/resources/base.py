@@ -84,6 +84,10 @@ class Ready:
 @dataclass(frozen=True)
 class Pending:
     reason: str
+    #: Attributes AWS already answered for a resource that is not ready yet (an instance's
+    #: PrivateDnsName while it boots, a load balancer's DNSName while it provisions): a node
+    #: that refers only to these (``EARLY_ATTRIBUTES``) need not wait for readiness.
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -294,4 +298,12 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "AWS::EC2::Instance": ("PrivateDnsName", "PrivateIp"),
     "AWS::EC2::LaunchTemplate": ("LatestVersionNumber",),
     "AWS::ElasticLoadBalancingV2::LoadBalancer": ("DNSName",),
+}
+
+#: Attributes AWS answers when the resource is created, long before it is ready, per type:
+#: check_ready returns them in Pending.attributes, and a node that refers to nothing else of
+#: the resource is created without waiting for it to be ready (the walker's ``ready_for``).
+EARLY_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "AWS::EC2::Instance": frozenset({"PrivateDnsName", "PrivateIp"}),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": frozenset({"DNSName"}),
 }
