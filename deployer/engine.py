@@ -44,7 +44,7 @@ from deployer.constants import (
     RunStatus,
 )
 from deployer.drift import drift_status_of
-from deployer.models import Deployment, Run
+from deployer.models import Deployment, ResourceRecord, Run
 from deployer.resources.base import AwsContext
 from deployer.walker import Walk
 
@@ -117,6 +117,20 @@ def _extend_lease(deployment_id: int, holder: str) -> None:
         )
     except Exception:  # noqa: BLE001 - a lease not extended only lets the next pass in sooner
         logger.warning("deployment %s: could not extend the pass lease", deployment_id)
+
+
+def _intend(deployment_id: int, holder: str, records: list) -> bool:
+    """Record, before the calls, that these records' creates are being attempted (their
+    ``started_at``), while this pass holds the lease: a later pass then looks each one up by
+    its tags before creating it again. A short write of its own, like the lease's."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Deployment.objects.filter(pk=deployment_id, lease_holder=holder).exists():
+            return False
+        ResourceRecord.objects.filter(pk__in=[r.pk for r in records]).update(started_at=now)
+    for record in records:
+        record.started_at = now
+    return True
 
 
 def _finish(
@@ -411,6 +425,12 @@ def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
     if not isinstance(claimed, tuple):
         return claimed
     dep, records, holder = claimed
-    walk = Walk(dep, records, context_for(dep), keepalive=lambda: _extend_lease(dep.pk, holder))
+    walk = Walk(
+        dep,
+        records,
+        context_for(dep),
+        keepalive=lambda: _extend_lease(dep.pk, holder),
+        intend=lambda fresh: _intend(dep.pk, holder, fresh),
+    )
     failed = walk.run() if dep.status in Deployment.ACTIVE else False
     return _record(dep.pk, token, holder, walk, failed)

@@ -44,7 +44,14 @@ from deployer.aws import retries_seen
 from deployer.constants import ResourceAction, ResourceState
 from deployer.errors import ALREADY_EXISTS, Fatal, Retry, backoff, classify, error_code
 from deployer.resources import handler_for
-from deployer.resources.base import EARLY_ATTRIBUTES, AwsContext, Failed, Pending, Ready
+from deployer.resources.base import (
+    EARLY_ATTRIBUTES,
+    AwsContext,
+    Created,
+    Failed,
+    Pending,
+    Ready,
+)
 from designer.graph import Ref, ResourceNode
 from designer.names import UNIQUE_NAMES
 
@@ -184,6 +191,12 @@ class Walk:
     started: float = field(default_factory=time.monotonic)
     #: Called while AWS calls are in flight, so the pass keeps its lease.
     keepalive: Callable[[], None] = lambda: None
+    #: Called with the records about to be created for the first time, before the calls: it
+    #: must durably record that a create was attempted (True when it did). A record whose
+    #: create was never attempted has nothing to find by its tags, so its create goes first;
+    #: one whose attempt may have taken effect unseen (a worker killed, a lost answer) is
+    #: looked up first. Without it every create is looked up first.
+    intend: Callable[[list[Any]], bool] = lambda records: False
     #: Records changed, by ``id()``: the engine saves them.
     changed: dict[int, Any] = field(default_factory=dict)
     progressed: bool = False
@@ -390,6 +403,12 @@ class Walk:
             if not wave:
                 return False
             jobs = []
+            fresh = [r for r in wave if r.state == R.PENDING and r.started_at is None]
+            try:
+                first = {id(r) for r in fresh} if fresh and self.intend(fresh) else set()
+            except Exception:  # noqa: BLE001 - not recorded: look up by tags as before
+                logger.warning("could not record the creates about to start", exc_info=True)
+                first = set()
             for record in wave:
                 node = self.node(record)
                 if record.state in (R.PENDING, R.READY):
@@ -429,6 +448,7 @@ class Walk:
                         props,
                         before,
                         release,
+                        id(record) in first,
                     )
                 )
             failed = False
@@ -457,7 +477,7 @@ class Walk:
     def aws_step(self, job: tuple) -> Step:
         """The AWS half of a step, run in a pool thread: find or create (or update), then look.
         It touches no record and no database; :meth:`apply` does that in the pass's thread."""
-        node, action, state, physical_id, last_reason, props, before, release = job
+        node, action, state, physical_id, last_reason, props, before, release, first = job
         handler = handler_for(node.type)
         phase = (
             "create"
@@ -484,7 +504,8 @@ class Walk:
                 step.clean_create = True
                 step.phase = "become ready"
             elif state == R.PENDING:
-                found = handler.find(self.ctx, node, props)
+                # A first attempt (recorded as such before it started) has nothing to find.
+                found = [] if first else handler.find(self.ctx, node, props)
                 if found:
                     step.physical_id, step.started = found[0], "adopted"
                     step.extras += self.delete_twins(node, found[1:])
@@ -494,10 +515,16 @@ class Walk:
                 else:
                     with retries_seen() as seen:
                         try:
-                            step.physical_id = handler.create(self.ctx, node, props)
+                            made = handler.create(self.ctx, node, props)
                         except ClientError as exc:
-                            step.physical_id = self.adopt_after_conflict(node, props, exc)
+                            made = self.adopt_after_conflict(node, props, exc)
+                    step.physical_id = str(made)
                     step.started, step.clean_create = "created", not seen.any
+                    if isinstance(made, Created) and step.clean_create:
+                        # Its create's answer shows it usable: nothing to look at again.
+                        step.result = made.ready
+                        step.phase = "become ready"
+                        return step
                 step.phase = "become ready"
             elif state == R.READY and action == ACT.UPDATE:
                 step.physical_id = (

@@ -139,7 +139,8 @@ def test_a_deployment_makes_at_most_three_aws_calls_per_resource(
     calls = sandbox.stats()["requests"] - before
     resources = deployment.resources.count()
     by_action = sandbox.stats()["by_action"]
-    assert calls <= CALLS_PER_RESOURCE * resources, (calls, resources, by_action)
+    top = sorted(by_action.items(), key=lambda kv: -kv[1])
+    assert calls <= CALLS_PER_RESOURCE * resources, f"{calls} calls for {resources}: {top}"
     assert (
         reserved(moto_endpoint, deployment.resources.get(logical_id="LambdaFunction").physical_id)
         == 10
