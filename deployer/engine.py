@@ -25,12 +25,15 @@ depends on it is gone, and ``DependencyViolation`` is waited out with backoff, s
 from __future__ import annotations
 
 import logging
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deployer import events, runs
@@ -195,32 +198,62 @@ def _claim(deployment_id: int, token: str) -> tuple[Deployment, list, str] | Nex
             # meanwhile): look again shortly rather than run beside it.
             remaining = (dep.lease_until - now).total_seconds()
             return Next(dep.pk, token, min(0.5, remaining))
-        records = list(dep.resources.all())
-        run = dep.current_run
-        if run is not None and run.status == RunStatus.QUEUED:
-            run.status, run.started_at = RunStatus.IN_PROGRESS, now
-            run.save(update_fields=["status", "started_at"])
-        if dep.status == S.QUEUED:
-            dep.status = S.DEPLOYING
-            dep.started_at = now
-            events.append(dep, kind="status", message="Deployment started", state=S.DEPLOYING)
-        if dep.status in (S.DEPLOYING, S.UPDATING) and dep.cancel_requested:
-            what = "created" if dep.status == S.DEPLOYING else "changed"
-            _begin_rollback(dep, records, f"Cancelled on request; undoing what was {what}.")
-        holder = uuid.uuid4().hex
-        dep.lease_holder = holder
-        dep.lease_until = dep.next_run_at = now + timedelta(seconds=_lease_seconds())
-        dep.save(
-            update_fields=[
-                "status",
-                "reason",
-                "started_at",
-                "lease_holder",
-                "lease_until",
-                "next_run_at",
-                "last_event_seq",
-            ]
+        return _take(dep, now)
+
+
+def _claim_due(exclude: int, limit: int) -> list[tuple[Deployment, list, str, str]]:
+    """Other deployments whose next pass is due now and that no pass holds, leased in one
+    short transaction: the pass that was given a worker slot runs theirs beside its own, so a
+    slot waiting for AWS's answers serves many deployments. Their queued messages find the
+    run token changed and do nothing; the next passes are enqueued as usual."""
+    if limit <= 0:
+        return []
+    claimed = []
+    with transaction.atomic():
+        now = timezone.now()
+        due = (
+            Deployment.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("target", "current_run")
+            .filter(status__in=Deployment.ACTIVE, next_run_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+            .exclude(pk=exclude)
+            .order_by("next_run_at")[:limit]
         )
+        for dep in due:
+            token = dep.run_token
+            dep, records, holder = _take(dep, now)
+            claimed.append((dep, records, holder, token))
+    return claimed
+
+
+def _take(dep: Deployment, now: datetime) -> tuple[Deployment, list, str]:
+    """The claim itself, under the row lock: the run's status, a cancel, the lease."""
+    records = list(dep.resources.all())
+    run = dep.current_run
+    if run is not None and run.status == RunStatus.QUEUED:
+        run.status, run.started_at = RunStatus.IN_PROGRESS, now
+        run.save(update_fields=["status", "started_at"])
+    if dep.status == S.QUEUED:
+        dep.status = S.DEPLOYING
+        dep.started_at = now
+        events.append(dep, kind="status", message="Deployment started", state=S.DEPLOYING)
+    if dep.status in (S.DEPLOYING, S.UPDATING) and dep.cancel_requested:
+        what = "created" if dep.status == S.DEPLOYING else "changed"
+        _begin_rollback(dep, records, f"Cancelled on request; undoing what was {what}.")
+    holder = uuid.uuid4().hex
+    dep.lease_holder = holder
+    dep.lease_until = dep.next_run_at = now + timedelta(seconds=_lease_seconds())
+    dep.save(
+        update_fields=[
+            "status",
+            "reason",
+            "started_at",
+            "lease_holder",
+            "lease_until",
+            "next_run_at",
+            "last_event_seq",
+        ]
+    )
     return dep, records, holder
 
 
@@ -418,13 +451,8 @@ def _record(dep_id: int, token: str, holder: str, walk: Walk, failed: bool) -> N
     return nxt
 
 
-def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
-    """Run one reconciler pass. Returns the next pass to enqueue, or None when the deployment
-    is finished, its row is locked by another worker's short step, or this message is stale."""
-    claimed = _claim(deployment_id, token)
-    if not isinstance(claimed, tuple):
-        return claimed
-    dep, records, holder = claimed
+def _walk_and_record(dep: Deployment, records: list, holder: str, token: str) -> Next | None:
+    """Steps 2 and 3 of a pass: the walk (AWS, no transaction), then what it saw recorded."""
     walk = Walk(
         dep,
         records,
@@ -434,3 +462,68 @@ def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
     )
     failed = walk.run() if dep.status in Deployment.ACTIVE else False
     return _record(dep.pk, token, holder, walk, failed)
+
+
+def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
+    """Run one reconciler pass. Returns the next pass to enqueue, or None when the deployment
+    is finished, its row is locked by another worker's short step, or this message is stale."""
+    claimed = _claim(deployment_id, token)
+    if not isinstance(claimed, tuple):
+        return claimed
+    dep, records, holder = claimed
+    return _walk_and_record(dep, records, holder, token)
+
+
+_walk_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _walk_pool() -> ThreadPoolExecutor:
+    """Threads for the passes one worker slot runs side by side, one pool per process (made
+    after a prefork worker forks)."""
+    pid = os.getpid()
+    if pid not in _walk_pools:
+        _walk_pools[pid] = ThreadPoolExecutor(
+            max_workers=max(1, int(_setting("GANTRY_PASS_BATCH", 16))),
+            thread_name_prefix="gantry-pass",
+        )
+    return _walk_pools[pid]
+
+
+def _in_thread(claim: tuple[Deployment, list, str, str]) -> Next | None:
+    try:
+        return _walk_and_record(*claim)
+    finally:
+        # The thread is reused for other deployments' passes: hand its connection back.
+        connections.close_all()
+
+
+def deployments_advance(*, deployment_id: int, token: str) -> list[Next]:
+    """The pass of the message's deployment and, beside it in threads, those of up to
+    GANTRY_PASS_BATCH - 1 other deployments that are due now and unclaimed: a pass spends
+    most of its time waiting for AWS's answers, and this way the worker slot it holds serves
+    them all. Returns the next passes to enqueue."""
+    claimed = _claim(deployment_id, token)
+    if not isinstance(claimed, tuple):
+        return [claimed] if claimed is not None else []
+    dep, records, holder = claimed
+    try:
+        others = _claim_due(dep.pk, int(_setting("GANTRY_PASS_BATCH", 16)) - 1)
+    except Exception:  # noqa: BLE001 - the others' own messages run their passes
+        logger.warning("could not claim other due deployments", exc_info=True)
+        others = []
+    futures = [_walk_pool().submit(_in_thread, claim) for claim in others]
+    results: list[Next] = []
+    try:
+        nxt = _walk_and_record(dep, records, holder, token)
+        if nxt is not None:
+            results.append(nxt)
+    finally:
+        for future in futures:
+            try:
+                other = future.result()
+            except Exception:  # noqa: BLE001 - its lease expires and its next message retries
+                logger.exception("a batched pass failed")
+                continue
+            if other is not None:
+                results.append(other)
+    return results

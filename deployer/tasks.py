@@ -109,7 +109,7 @@ def advance(self, deployment_id: int, token: str) -> None:
         )
         return
     try:
-        nxt = engine.deployment_advance(deployment_id=deployment_id, token=token)
+        nexts = engine.deployments_advance(deployment_id=deployment_id, token=token)
     except Exception as exc:
         if not is_transient_db_error(exc):
             raise
@@ -123,7 +123,7 @@ def advance(self, deployment_id: int, token: str) -> None:
             delay,
         )
         raise self.retry(countdown=delay) from exc
-    if nxt is not None:
+    for nxt in nexts:
         advance.apply_async((nxt.deployment_id, nxt.token), countdown=max(0.0, nxt.delay))
 
 
