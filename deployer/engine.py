@@ -24,14 +24,18 @@ depends on it is gone, and ``DependencyViolation`` is waited out with backoff, s
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -201,12 +205,24 @@ def _claim(deployment_id: int, token: str) -> tuple[Deployment, list, str] | Nex
         return _take(dep, now)
 
 
-def _claim_due(exclude: int, limit: int) -> list[tuple[Deployment, list, str, str]]:
+#: How often a worker slot running passes looks for more deployments that fell due (seconds).
+BATCH_LOOK = 0.05
+
+
+def _claim_due(exclude: set[int], limit: int) -> list[tuple[Deployment, list, str, str]]:
     """Other deployments whose next pass is due now and that no pass holds, leased in one
     short transaction: the pass that was given a worker slot runs theirs beside its own, so a
     slot waiting for AWS's answers serves many deployments. Their queued messages find the
     run token changed and do nothing; the next passes are enqueued as usual."""
     if limit <= 0:
+        return []
+    now = timezone.now()
+    due_now = (
+        Deployment.objects.filter(status__in=Deployment.ACTIVE, next_run_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .exclude(pk__in=exclude)
+    )
+    if not due_now.exists():  # a read: no write lock taken (SQLite) when nothing is due
         return []
     claimed = []
     with transaction.atomic():
@@ -216,7 +232,7 @@ def _claim_due(exclude: int, limit: int) -> list[tuple[Deployment, list, str, st
             .select_related("target", "current_run")
             .filter(status__in=Deployment.ACTIVE, next_run_at__lte=now)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-            .exclude(pk=exclude)
+            .exclude(pk__in=exclude)
             .order_by("next_run_at")[:limit]
         )
         for dep in due:
@@ -451,6 +467,42 @@ def _record(dep_id: int, token: str, holder: str, walk: Walk, failed: bool) -> N
     return nxt
 
 
+#: How many recent create-to-ready waits are kept per target and type.
+LEARNED_WAITS = 10
+
+
+def _wait_key(dep: Deployment, type_name: str) -> str:
+    """Per AWS endpoint, account role and region (not the target's row id: several
+    installations or databases may share one cache)."""
+    target = dep.target
+    where = f"{target.endpoint_url}|{target.role_arn}|{dep.spec.get('region') or target.region}"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return f"deployer:wait:{digest}:{type_name}"
+
+
+def _expected_waits(dep: Deployment, records: list) -> dict[str, float]:
+    """Per type still being created, the shortest of the recent waits AWS took to make one
+    ready for this target and region (nothing when none is known, or the cache is down):
+    ``walker.poll_delay`` does not look before then."""
+    types = {r.type for r in records if not r.settled}
+    keys = {_wait_key(dep, t): t for t in types}
+    try:
+        found = cache.get_many(list(keys))
+    except Exception:  # noqa: BLE001 - without it, polls follow the usual schedule
+        return {}
+    return {keys[k]: min(v) for k, v in found.items() if isinstance(v, list) and v}
+
+
+def _learn_waits(dep: Deployment, walk: Walk) -> None:
+    for type_name, seconds in walk.learned:
+        key = _wait_key(dep, type_name)
+        try:
+            seen = cache.get(key) or []
+            cache.set(key, [*seen, round(seconds, 3)][-LEARNED_WAITS:], 7 * 24 * 3600)
+        except Exception:  # noqa: BLE001 - a lesson not kept costs calls, not correctness
+            logger.warning("could not keep how long %s took", type_name)
+
+
 def _walk_and_record(dep: Deployment, records: list, holder: str, token: str) -> Next | None:
     """Steps 2 and 3 of a pass: the walk (AWS, no transaction), then what it saw recorded."""
     walk = Walk(
@@ -459,9 +511,12 @@ def _walk_and_record(dep: Deployment, records: list, holder: str, token: str) ->
         context_for(dep),
         keepalive=lambda: _extend_lease(dep.pk, holder),
         intend=lambda fresh: _intend(dep.pk, holder, fresh),
+        expected=_expected_waits(dep, records),
     )
     failed = walk.run() if dep.status in Deployment.ACTIVE else False
-    return _record(dep.pk, token, holder, walk, failed)
+    nxt = _record(dep.pk, token, holder, walk, failed)
+    _learn_waits(dep, walk)
+    return nxt
 
 
 def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
@@ -489,41 +544,50 @@ def _walk_pool() -> ThreadPoolExecutor:
     return _walk_pools[pid]
 
 
-def _in_thread(claim: tuple[Deployment, list, str, str]) -> Next | None:
+def _in_thread(claim: tuple[Deployment, list, str, str], schedule: Callable[[Next], None]) -> None:
     try:
-        return _walk_and_record(*claim)
+        nxt = _walk_and_record(*claim)
+        if nxt is not None:
+            schedule(nxt)
     finally:
         # The thread is reused for other deployments' passes: hand its connection back.
         connections.close_all()
 
 
-def deployments_advance(*, deployment_id: int, token: str) -> list[Next]:
+def deployments_advance(
+    *, deployment_id: int, token: str, schedule: Callable[[Next], None]
+) -> None:
     """The pass of the message's deployment and, beside it in threads, those of up to
     GANTRY_PASS_BATCH - 1 other deployments that are due now and unclaimed: a pass spends
     most of its time waiting for AWS's answers, and this way the worker slot it holds serves
-    them all. Returns the next passes to enqueue."""
+    them all. ``schedule`` is given each next pass as soon as its pass is recorded (the task
+    enqueues it), not when the slowest pass of the batch ends."""
     claimed = _claim(deployment_id, token)
     if not isinstance(claimed, tuple):
-        return [claimed] if claimed is not None else []
+        if claimed is not None:
+            schedule(claimed)
+        return
     dep, records, holder = claimed
-    try:
-        others = _claim_due(dep.pk, int(_setting("GANTRY_PASS_BATCH", 16)) - 1)
-    except Exception:  # noqa: BLE001 - the others' own messages run their passes
-        logger.warning("could not claim other due deployments", exc_info=True)
-        others = []
-    futures = [_walk_pool().submit(_in_thread, claim) for claim in others]
-    results: list[Next] = []
-    try:
-        nxt = _walk_and_record(dep, records, holder, token)
-        if nxt is not None:
-            results.append(nxt)
-    finally:
-        for future in futures:
+    batch = int(_setting("GANTRY_PASS_BATCH", 16))
+    started = time.monotonic()
+    futures = {_walk_pool().submit(_in_thread, (dep, records, holder, token), schedule)}
+    exclude = {dep.pk}
+    # While the passes run, deployments that fall due join them (for one pass budget): their
+    # messages would otherwise wait for a free slot while this one waits for AWS.
+    while futures:
+        room = batch - len(futures)
+        if room > 0 and time.monotonic() - started < _setting("GANTRY_PASS_BUDGET", 1.0):
             try:
-                other = future.result()
+                others = _claim_due(exclude, room)
+            except Exception:  # noqa: BLE001 - the others' own messages run their passes
+                logger.warning("could not claim other due deployments", exc_info=True)
+                others = []
+            for claim in others:
+                exclude.add(claim[0].pk)
+                futures.add(_walk_pool().submit(_in_thread, claim, schedule))
+        done, futures = wait(futures, timeout=BATCH_LOOK, return_when=FIRST_COMPLETED)
+        for future in done:
+            try:
+                future.result()
             except Exception:  # noqa: BLE001 - its lease expires and its next message retries
                 logger.exception("a batched pass failed")
-                continue
-            if other is not None:
-                results.append(other)
-    return results

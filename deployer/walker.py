@@ -117,15 +117,37 @@ def live_by_lid(records: Iterable[Any]) -> dict[str, Any]:
     return {r.logical_id: r for r in records if r.is_live}
 
 
-def poll_delay(record: Any, now: datetime) -> float:
+def poll_delay(record: Any, now: datetime, expected: float | None = None) -> float:
     """How long until the next look at a resource AWS is still working on: a tenth of the time
     waited so far (GANTRY_POLL_FRACTION), between the configured bounds, so a wait is noticed
     within about 10 % of its length and neither AWS's API quota nor the worker is spent on
-    looking."""
-    since = record.delete_started_at or record.started_at or now
+    looking.
+
+    ``expected``: the shortest time AWS recently took to make a resource of this type ready
+    for this target (learned by the engine from earlier creates). A create is not looked at
+    before then: AWS has not been that fast lately, so a look would only cost a call."""
+    created = _created_at(record)
+    since = record.delete_started_at or created or record.started_at or now
     waited = max(0.0, (now - since).total_seconds())
+    if expected and not record.delete_started_at and created and waited < expected:
+        return expected - waited
     low, high = _setting("GANTRY_POLL_MIN", 0.5), _setting("GANTRY_POLL_MAX", 10.0)
     return min(high, max(low, waited / _setting("GANTRY_POLL_FRACTION", 10)))
+
+
+#: ``record.attributes`` key: when the create call of the resource answered (ISO 8601), what
+#: its wait to be ready is measured from.
+CREATED = "_created"
+
+
+def _created_at(record: Any) -> datetime | None:
+    value = (record.attributes or {}).get(CREATED)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -201,6 +223,10 @@ class Walk:
     changed: dict[int, Any] = field(default_factory=dict)
     progressed: bool = False
     emitted: list[Emitted] = field(default_factory=list)
+    #: Per type, the shortest recent wait from create to ready (see :func:`poll_delay`).
+    expected: dict[str, float] = field(default_factory=dict)
+    #: Waits from create to ready seen by this pass, as (type, seconds): the engine learns them.
+    learned: list[tuple[str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._nodes: dict[int, ResourceNode] = {}
@@ -576,6 +602,7 @@ class Walk:
         if step.started in ("created", "adopted"):
             record.physical_id = step.physical_id
             record.next_check_at = self.now
+            record.attributes = {**record.attributes, CREATED: timezone.now().isoformat()}
             if hold and record.action == ACT.CREATE:
                 record.attributes = {
                     **record.attributes,
@@ -621,10 +648,16 @@ class Walk:
             )
             return False
         if isinstance(result, Ready):
-            record.attributes = {**record.attributes, **result.attributes}
+            created = _created_at(record)
+            record.attributes = {
+                k: v for k, v in {**record.attributes, **result.attributes}.items() if k != CREATED
+            }
             record.applied = step.props
             record.attempts = 0
             record.ready_at = timezone.now()
+            if created and record.action == ACT.CREATE and step.started != "created":
+                # Seen ready by a later look: how long AWS took, for the next ones' first look.
+                self.learned.append((record.type, (record.ready_at - created).total_seconds()))
             elapsed = (record.ready_at - (record.started_at or self.now)).total_seconds()
             verb = "is updated" if record.action == ACT.UPDATE else "is ready"
             if self.held(record) and record.action == ACT.CREATE:
@@ -658,7 +691,8 @@ class Walk:
             record.attributes = {**record.attributes, **result.attributes}
             self.touch(record)
             self.progressed = True
-        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        expected = self.expected.get(record.type) if record.action == ACT.CREATE else None
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now, expected))
         for reason in step.reasons:
             self.event("waiting", f"{label}: {reason}", record)
         if record.waiting_reason != result.reason:
