@@ -24,13 +24,20 @@ depends on it is gone, and ``DependencyViolation`` is waited out with backoff, s
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deployer import events, runs
@@ -44,7 +51,7 @@ from deployer.constants import (
     RunStatus,
 )
 from deployer.drift import drift_status_of
-from deployer.models import Deployment, Run
+from deployer.models import Deployment, ResourceRecord, Run
 from deployer.resources.base import AwsContext
 from deployer.walker import Walk
 
@@ -119,6 +126,20 @@ def _extend_lease(deployment_id: int, holder: str) -> None:
         logger.warning("deployment %s: could not extend the pass lease", deployment_id)
 
 
+def _intend(deployment_id: int, holder: str, records: list) -> bool:
+    """Record, before the calls, that these records' creates are being attempted (their
+    ``started_at``), while this pass holds the lease: a later pass then looks each one up by
+    its tags before creating it again. A short write of its own, like the lease's."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Deployment.objects.filter(pk=deployment_id, lease_holder=holder).exists():
+            return False
+        ResourceRecord.objects.filter(pk__in=[r.pk for r in records]).update(started_at=now)
+    for record in records:
+        record.started_at = now
+    return True
+
+
 def _finish(
     dep: Deployment, status: str, reason: str, now: datetime, run_status: str, records: list
 ) -> None:
@@ -181,32 +202,74 @@ def _claim(deployment_id: int, token: str) -> tuple[Deployment, list, str] | Nex
             # meanwhile): look again shortly rather than run beside it.
             remaining = (dep.lease_until - now).total_seconds()
             return Next(dep.pk, token, min(0.5, remaining))
-        records = list(dep.resources.all())
-        run = dep.current_run
-        if run is not None and run.status == RunStatus.QUEUED:
-            run.status, run.started_at = RunStatus.IN_PROGRESS, now
-            run.save(update_fields=["status", "started_at"])
-        if dep.status == S.QUEUED:
-            dep.status = S.DEPLOYING
-            dep.started_at = now
-            events.append(dep, kind="status", message="Deployment started", state=S.DEPLOYING)
-        if dep.status in (S.DEPLOYING, S.UPDATING) and dep.cancel_requested:
-            what = "created" if dep.status == S.DEPLOYING else "changed"
-            _begin_rollback(dep, records, f"Cancelled on request; undoing what was {what}.")
-        holder = uuid.uuid4().hex
-        dep.lease_holder = holder
-        dep.lease_until = dep.next_run_at = now + timedelta(seconds=_lease_seconds())
-        dep.save(
-            update_fields=[
-                "status",
-                "reason",
-                "started_at",
-                "lease_holder",
-                "lease_until",
-                "next_run_at",
-                "last_event_seq",
-            ]
+        return _take(dep, now)
+
+
+#: How often a worker slot running passes looks for more deployments that fell due (seconds).
+BATCH_LOOK = 0.05
+
+
+def _claim_due(exclude: set[int], limit: int) -> list[tuple[Deployment, list, str, str]]:
+    """Other deployments whose next pass is due now and that no pass holds, leased in one
+    short transaction: the pass that was given a worker slot runs theirs beside its own, so a
+    slot waiting for AWS's answers serves many deployments. Their queued messages find the
+    run token changed and do nothing; the next passes are enqueued as usual."""
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    due_now = (
+        Deployment.objects.filter(status__in=Deployment.ACTIVE, next_run_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .exclude(pk__in=exclude)
+    )
+    if not due_now.exists():  # a read: no write lock taken (SQLite) when nothing is due
+        return []
+    claimed = []
+    with transaction.atomic():
+        now = timezone.now()
+        due = (
+            Deployment.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("target", "current_run")
+            .filter(status__in=Deployment.ACTIVE, next_run_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+            .exclude(pk__in=exclude)
+            .order_by("next_run_at")[:limit]
         )
+        for dep in due:
+            token = dep.run_token
+            dep, records, holder = _take(dep, now)
+            claimed.append((dep, records, holder, token))
+    return claimed
+
+
+def _take(dep: Deployment, now: datetime) -> tuple[Deployment, list, str]:
+    """The claim itself, under the row lock: the run's status, a cancel, the lease."""
+    records = list(dep.resources.all())
+    run = dep.current_run
+    if run is not None and run.status == RunStatus.QUEUED:
+        run.status, run.started_at = RunStatus.IN_PROGRESS, now
+        run.save(update_fields=["status", "started_at"])
+    if dep.status == S.QUEUED:
+        dep.status = S.DEPLOYING
+        dep.started_at = now
+        events.append(dep, kind="status", message="Deployment started", state=S.DEPLOYING)
+    if dep.status in (S.DEPLOYING, S.UPDATING) and dep.cancel_requested:
+        what = "created" if dep.status == S.DEPLOYING else "changed"
+        _begin_rollback(dep, records, f"Cancelled on request; undoing what was {what}.")
+    holder = uuid.uuid4().hex
+    dep.lease_holder = holder
+    dep.lease_until = dep.next_run_at = now + timedelta(seconds=_lease_seconds())
+    dep.save(
+        update_fields=[
+            "status",
+            "reason",
+            "started_at",
+            "lease_holder",
+            "lease_until",
+            "next_run_at",
+            "last_event_seq",
+        ]
+    )
     return dep, records, holder
 
 
@@ -404,6 +467,58 @@ def _record(dep_id: int, token: str, holder: str, walk: Walk, failed: bool) -> N
     return nxt
 
 
+#: How many recent create-to-ready waits are kept per target and type.
+LEARNED_WAITS = 10
+
+
+def _wait_key(dep: Deployment, type_name: str) -> str:
+    """Per AWS endpoint, account role and region (not the target's row id: several
+    installations or databases may share one cache)."""
+    target = dep.target
+    where = f"{target.endpoint_url}|{target.role_arn}|{dep.spec.get('region') or target.region}"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+    return f"deployer:wait:{digest}:{type_name}"
+
+
+def _expected_waits(dep: Deployment, records: list) -> dict[str, float]:
+    """Per type still being created, the shortest of the recent waits AWS took to make one
+    ready for this target and region (nothing when none is known, or the cache is down):
+    ``walker.poll_delay`` does not look before then."""
+    types = {r.type for r in records if not r.settled}
+    keys = {_wait_key(dep, t): t for t in types}
+    try:
+        found = cache.get_many(list(keys))
+    except Exception:  # noqa: BLE001 - without it, polls follow the usual schedule
+        return {}
+    return {keys[k]: min(v) for k, v in found.items() if isinstance(v, list) and v}
+
+
+def _learn_waits(dep: Deployment, walk: Walk) -> None:
+    for type_name, seconds in walk.learned:
+        key = _wait_key(dep, type_name)
+        try:
+            seen = cache.get(key) or []
+            cache.set(key, [*seen, round(seconds, 3)][-LEARNED_WAITS:], 7 * 24 * 3600)
+        except Exception:  # noqa: BLE001 - a lesson not kept costs calls, not correctness
+            logger.warning("could not keep how long %s took", type_name)
+
+
+def _walk_and_record(dep: Deployment, records: list, holder: str, token: str) -> Next | None:
+    """Steps 2 and 3 of a pass: the walk (AWS, no transaction), then what it saw recorded."""
+    walk = Walk(
+        dep,
+        records,
+        context_for(dep),
+        keepalive=lambda: _extend_lease(dep.pk, holder),
+        intend=lambda fresh: _intend(dep.pk, holder, fresh),
+        expected=_expected_waits(dep, records),
+    )
+    failed = walk.run() if dep.status in Deployment.ACTIVE else False
+    nxt = _record(dep.pk, token, holder, walk, failed)
+    _learn_waits(dep, walk)
+    return nxt
+
+
 def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
     """Run one reconciler pass. Returns the next pass to enqueue, or None when the deployment
     is finished, its row is locked by another worker's short step, or this message is stale."""
@@ -411,6 +526,68 @@ def deployment_advance(*, deployment_id: int, token: str) -> Next | None:
     if not isinstance(claimed, tuple):
         return claimed
     dep, records, holder = claimed
-    walk = Walk(dep, records, context_for(dep), keepalive=lambda: _extend_lease(dep.pk, holder))
-    failed = walk.run() if dep.status in Deployment.ACTIVE else False
-    return _record(dep.pk, token, holder, walk, failed)
+    return _walk_and_record(dep, records, holder, token)
+
+
+_walk_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _walk_pool() -> ThreadPoolExecutor:
+    """Threads for the passes one worker slot runs side by side, one pool per process (made
+    after a prefork worker forks)."""
+    pid = os.getpid()
+    if pid not in _walk_pools:
+        _walk_pools[pid] = ThreadPoolExecutor(
+            max_workers=max(1, int(_setting("GANTRY_PASS_BATCH", 16))),
+            thread_name_prefix="gantry-pass",
+        )
+    return _walk_pools[pid]
+
+
+def _in_thread(claim: tuple[Deployment, list, str, str], schedule: Callable[[Next], None]) -> None:
+    try:
+        nxt = _walk_and_record(*claim)
+        if nxt is not None:
+            schedule(nxt)
+    finally:
+        # The thread is reused for other deployments' passes: hand its connection back.
+        connections.close_all()
+
+
+def deployments_advance(
+    *, deployment_id: int, token: str, schedule: Callable[[Next], None]
+) -> None:
+    """The pass of the message's deployment and, beside it in threads, those of up to
+    GANTRY_PASS_BATCH - 1 other deployments that are due now and unclaimed: a pass spends
+    most of its time waiting for AWS's answers, and this way the worker slot it holds serves
+    them all. ``schedule`` is given each next pass as soon as its pass is recorded (the task
+    enqueues it), not when the slowest pass of the batch ends."""
+    claimed = _claim(deployment_id, token)
+    if not isinstance(claimed, tuple):
+        if claimed is not None:
+            schedule(claimed)
+        return
+    dep, records, holder = claimed
+    batch = int(_setting("GANTRY_PASS_BATCH", 16))
+    started = time.monotonic()
+    futures = {_walk_pool().submit(_in_thread, (dep, records, holder, token), schedule)}
+    exclude = {dep.pk}
+    # While the passes run, deployments that fall due join them (for one pass budget): their
+    # messages would otherwise wait for a free slot while this one waits for AWS.
+    while futures:
+        room = batch - len(futures)
+        if room > 0 and time.monotonic() - started < _setting("GANTRY_PASS_BUDGET", 1.0):
+            try:
+                others = _claim_due(exclude, room)
+            except Exception:  # noqa: BLE001 - the others' own messages run their passes
+                logger.warning("could not claim other due deployments", exc_info=True)
+                others = []
+            for claim in others:
+                exclude.add(claim[0].pk)
+                futures.add(_walk_pool().submit(_in_thread, claim, schedule))
+        done, futures = wait(futures, timeout=BATCH_LOOK, return_when=FIRST_COMPLETED)
+        for future in done:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - its lease expires and its next message retries
+                logger.exception("a batched pass failed")

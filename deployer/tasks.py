@@ -109,7 +109,7 @@ def advance(self, deployment_id: int, token: str) -> None:
         )
         return
     try:
-        nxt = engine.deployment_advance(deployment_id=deployment_id, token=token)
+        engine.deployments_advance(deployment_id=deployment_id, token=token, schedule=_enqueue_next)
     except Exception as exc:
         if not is_transient_db_error(exc):
             raise
@@ -123,8 +123,11 @@ def advance(self, deployment_id: int, token: str) -> None:
             delay,
         )
         raise self.retry(countdown=delay) from exc
-    if nxt is not None:
-        advance.apply_async((nxt.deployment_id, nxt.token), countdown=max(0.0, nxt.delay))
+
+
+def _enqueue_next(nxt: engine.Next) -> None:
+    """The next pass of a deployment, enqueued as soon as its pass is recorded."""
+    advance.apply_async((nxt.deployment_id, nxt.token), countdown=max(0.0, nxt.delay))
 
 
 @shared_task(acks_late=True, ignore_result=True)

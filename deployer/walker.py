@@ -12,6 +12,15 @@ starts (``deployer.runs``):
 - destroy, and the rollback of a create: every record deleted;
 - the rollback of an update: what was created deleted, what was updated updated back.
 
+A record starts as soon as what it needs of its dependencies is known (:meth:`Walk.ready_for`):
+each one ready, or, when it refers only to attributes AWS answers at creation (an instance's
+``PrivateDnsName``, a load balancer's ``DNSName``: ``EARLY_ATTRIBUTES``), created. A *held*
+node (``meta["hold"]``, the Lambda function) is created with its hold's properties (no
+reserved concurrency: nothing can invoke it) and released, given its planned properties, once
+everything in the hold's ``until`` is ready; until then it is not settled, so the run is not
+done. Only a create holds: an update of a function that already serves traffic waits for the
+``until`` list instead, as it waited for its orderings before.
+
 The walk does its AWS calls in parallel threads, in waves, until its time budget is spent;
 it touches no database (the engine records what it saw) and never sleeps.
 """
@@ -35,7 +44,14 @@ from deployer.aws import retries_seen
 from deployer.constants import ResourceAction, ResourceState
 from deployer.errors import ALREADY_EXISTS, Fatal, Retry, backoff, classify, error_code
 from deployer.resources import handler_for
-from deployer.resources.base import AwsContext, Failed, Pending, Ready
+from deployer.resources.base import (
+    EARLY_ATTRIBUTES,
+    AwsContext,
+    Created,
+    Failed,
+    Pending,
+    Ready,
+)
 from designer.graph import Ref, ResourceNode
 from designer.names import UNIQUE_NAMES
 
@@ -45,6 +61,9 @@ R = ResourceState
 ACT = ResourceAction
 #: Types compared whole (``deployer.drift``): the pseudo-property listing what is on them.
 CONTAINERS = {"AWS::EC2::SecurityGroup": "Rules", "AWS::EC2::RouteTable": "Routes"}
+#: ``record.attributes`` key of a held resource: the properties it was created with instead of
+#: the planned ones, until it is released.
+HELD = "_held"
 
 
 def _setting(name: str, default: float) -> float:
@@ -98,15 +117,37 @@ def live_by_lid(records: Iterable[Any]) -> dict[str, Any]:
     return {r.logical_id: r for r in records if r.is_live}
 
 
-def poll_delay(record: Any, now: datetime) -> float:
+def poll_delay(record: Any, now: datetime, expected: float | None = None) -> float:
     """How long until the next look at a resource AWS is still working on: a tenth of the time
     waited so far (GANTRY_POLL_FRACTION), between the configured bounds, so a wait is noticed
     within about 10 % of its length and neither AWS's API quota nor the worker is spent on
-    looking."""
-    since = record.delete_started_at or record.started_at or now
+    looking.
+
+    ``expected``: the shortest time AWS recently took to make a resource of this type ready
+    for this target (learned by the engine from earlier creates). A create is not looked at
+    before then: AWS has not been that fast lately, so a look would only cost a call."""
+    created = _created_at(record)
+    since = record.delete_started_at or created or record.started_at or now
     waited = max(0.0, (now - since).total_seconds())
+    if expected and not record.delete_started_at and created and waited < expected:
+        return expected - waited
     low, high = _setting("GANTRY_POLL_MIN", 0.5), _setting("GANTRY_POLL_MAX", 10.0)
     return min(high, max(low, waited / _setting("GANTRY_POLL_FRACTION", 10)))
+
+
+#: ``record.attributes`` key: when the create call of the resource answered (ISO 8601), what
+#: its wait to be ready is measured from.
+CREATED = "_created"
+
+
+def _created_at(record: Any) -> datetime | None:
+    value = (record.attributes or {}).get(CREATED)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -116,7 +157,7 @@ class Step:
     physical_id: str
     phase: str
     props: dict[str, Any] = field(default_factory=dict)
-    started: str = ""  # "created", "adopted" or "updating" when this step started the action
+    started: str = ""  # "created", "adopted", "updating" or "released" when this step started it
     clean_create: bool = False  # created by a call botocore did not have to retry
     extras: list[str] = field(default_factory=list)  # twins found and deleted
     reasons: list[str] = field(default_factory=list)  # new pending reasons, in order
@@ -172,13 +213,24 @@ class Walk:
     started: float = field(default_factory=time.monotonic)
     #: Called while AWS calls are in flight, so the pass keeps its lease.
     keepalive: Callable[[], None] = lambda: None
+    #: Called with the records about to be created for the first time, before the calls: it
+    #: must durably record that a create was attempted (True when it did). A record whose
+    #: create was never attempted has nothing to find by its tags, so its create goes first;
+    #: one whose attempt may have taken effect unseen (a worker killed, a lost answer) is
+    #: looked up first. Without it every create is looked up first.
+    intend: Callable[[list[Any]], bool] = lambda records: False
     #: Records changed, by ``id()``: the engine saves them.
     changed: dict[int, Any] = field(default_factory=dict)
     progressed: bool = False
     emitted: list[Emitted] = field(default_factory=list)
+    #: Per type, the shortest recent wait from create to ready (see :func:`poll_delay`).
+    expected: dict[str, float] = field(default_factory=dict)
+    #: Waits from create to ready seen by this pass, as (type, seconds): the engine learns them.
+    learned: list[tuple[str, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._nodes: dict[int, ResourceNode] = {}
+        self._wanted: dict[int, dict[str, set[str]]] = {}
         self.live = live_by_lid(self.records)
 
     # --- bookkeeping ---------------------------------------------------------------------------
@@ -292,6 +344,58 @@ class Walk:
         record = self.live.get(logical_id)
         return record is not None and record.state == R.READY and record.settled
 
+    def ready_for(self, record: Any, logical_id: str) -> bool:
+        """Whether ``record`` has what it needs of its dependency ``logical_id``: the
+        dependency done for this run, or, for a create that refers only to attributes AWS
+        answered at the dependency's creation (``EARLY_ATTRIBUTES``), those attributes known.
+        An ordering that is not a reference always waits for readiness."""
+        if self.settled(logical_id):
+            return True
+        if record.state != R.PENDING:
+            return False
+        dep = self.live.get(logical_id)
+        if dep is None or not dep.physical_id or dep.state in (R.PENDING, R.FAILED):
+            return False
+        wanted = self.attributes_wanted(record).get(logical_id)
+        early = EARLY_ATTRIBUTES.get(dep.type, frozenset())
+        return bool(wanted) and wanted <= early and all(a in dep.attributes for a in wanted)
+
+    def attributes_wanted(self, record: Any) -> dict[str, set[str]]:
+        """Per dependency, the attributes the record's properties refer to (``Id`` included)."""
+        key = id(record)
+        if key not in self._wanted:
+            wanted: dict[str, set[str]] = {}
+            node = self.node(record)
+            for ref in _refs(node.properties):
+                wanted.setdefault(ref.logical_id, set()).add(ref.attribute)
+            # An ordering no property shows has to wait for readiness.
+            for dep in node.order_after():
+                wanted.setdefault(dep, set()).add("")
+            self._wanted[key] = wanted
+        return self._wanted[key]
+
+    def hold_until(self, record: Any) -> list[str]:
+        """What a held node waits for before it is released (the nodes of this run's graph)."""
+        known = {r.logical_id for r in self.records}
+        return [lid for lid in self.node(record).hold_until() if lid in known]
+
+    def held(self, record: Any) -> bool:
+        return HELD in (record.attributes or {})
+
+    def can_move(self, record: Any) -> bool:
+        """Whether a forward record can take its next step now (its due time aside)."""
+        node = self.node(record)
+        if record.state == R.PENDING:
+            return all(self.ready_for(record, d) for d in node.depends_on)
+        if record.state == R.READY:
+            if self.held(record) and record.action == ACT.CREATE:
+                # Created held: released once its path is ready.
+                return all(self.settled(d) for d in self.hold_until(record))
+            # An update: after what it depends on, and a held type after its hold's list.
+            deps = [*node.depends_on, *self.hold_until(record)]
+            return all(self.settled(d) for d in deps)
+        return True
+
     # --- forward: create and update ------------------------------------------------------------
 
     def run(self) -> bool:
@@ -319,14 +423,18 @@ class Walk:
                     continue
                 if record.state == R.FAILED:
                     continue
-                if record.state in (R.PENDING, R.READY) and not all(
-                    self.settled(d) for d in self.node(record).depends_on
-                ):
+                if not self.can_move(record):
                     continue
                 wave.append(record)
             if not wave:
                 return False
             jobs = []
+            fresh = [r for r in wave if r.state == R.PENDING and r.started_at is None]
+            try:
+                first = {id(r) for r in fresh} if fresh and self.intend(fresh) else set()
+            except Exception:  # noqa: BLE001 - not recorded: look up by tags as before
+                logger.warning("could not record the creates about to start", exc_info=True)
+                first = set()
             for record in wave:
                 node = self.node(record)
                 if record.state in (R.PENDING, R.READY):
@@ -337,6 +445,18 @@ class Walk:
                     props = node_properties(node, self.live, self.ctx)
                 except Unresolvable as exc:
                     props = exc
+                hold = node.hold()
+                release = (
+                    record.state == R.READY and record.action == ACT.CREATE and self.held(record)
+                )
+                if (
+                    hold
+                    and record.action == ACT.CREATE
+                    and record.state != R.READY
+                    and isinstance(props, dict)
+                ):
+                    # Created (or still becoming ready) held: nothing can invoke it yet.
+                    props = {**props, **(hold.get("properties") or {})}
                 before = drifted_before(record, record.applied or record.prior_applied or {})
                 if (
                     record.action == ACT.UPDATE
@@ -353,6 +473,8 @@ class Walk:
                         record.waiting_reason,
                         props,
                         before,
+                        release,
+                        id(record) in first,
                     )
                 )
             failed = False
@@ -381,20 +503,35 @@ class Walk:
     def aws_step(self, job: tuple) -> Step:
         """The AWS half of a step, run in a pool thread: find or create (or update), then look.
         It touches no record and no database; :meth:`apply` does that in the pass's thread."""
-        node, action, state, physical_id, last_reason, props, before = job
+        node, action, state, physical_id, last_reason, props, before, release, first = job
         handler = handler_for(node.type)
         phase = (
             "create"
             if state == R.PENDING
             else ("update" if state == R.READY and action == ACT.UPDATE else "become ready")
         )
+        if release:
+            phase = "release"
         step = Step(physical_id=physical_id, phase=phase)
         try:
             if isinstance(props, Exception):
                 raise props
             step.props = props
-            if state == R.PENDING:
-                found = handler.find(self.ctx, node, props)
+            if release:
+                step.started = "released"
+                releasing = getattr(handler, "release", None)
+                if releasing is not None:
+                    # The handler knows its release takes effect when AWS answers it.
+                    step.result = releasing(self.ctx, node, physical_id, before, props)
+                    return step
+                step.physical_id = (
+                    _update(handler, self.ctx, node, physical_id, before, props) or physical_id
+                )
+                step.clean_create = True
+                step.phase = "become ready"
+            elif state == R.PENDING:
+                # A first attempt (recorded as such before it started) has nothing to find.
+                found = [] if first else handler.find(self.ctx, node, props)
                 if found:
                     step.physical_id, step.started = found[0], "adopted"
                     step.extras += self.delete_twins(node, found[1:])
@@ -404,10 +541,16 @@ class Walk:
                 else:
                     with retries_seen() as seen:
                         try:
-                            step.physical_id = handler.create(self.ctx, node, props)
+                            made = handler.create(self.ctx, node, props)
                         except ClientError as exc:
-                            step.physical_id = self.adopt_after_conflict(node, props, exc)
+                            made = self.adopt_after_conflict(node, props, exc)
+                    step.physical_id = str(made)
                     step.started, step.clean_create = "created", not seen.any
+                    if isinstance(made, Created) and step.clean_create:
+                        # Its create's answer shows it usable: nothing to look at again.
+                        step.result = made.ready
+                        step.phase = "become ready"
+                        return step
                 step.phase = "become ready"
             elif state == R.READY and action == ACT.UPDATE:
                 step.physical_id = (
@@ -455,9 +598,16 @@ class Walk:
     def apply(self, record: Any, step: Step) -> bool:
         """Record what a forward step saw; True when the record failed for good."""
         label = self.label(record)
+        hold = self.node(record).hold()
         if step.started in ("created", "adopted"):
             record.physical_id = step.physical_id
             record.next_check_at = self.now
+            record.attributes = {**record.attributes, CREATED: timezone.now().isoformat()}
+            if hold and record.action == ACT.CREATE:
+                record.attributes = {
+                    **record.attributes,
+                    HELD: dict(hold.get("properties") or {}),
+                }
             verb = (
                 f"already exists as {step.physical_id}; adopting it"
                 if step.started == "adopted"
@@ -483,14 +633,50 @@ class Walk:
         if step.error is not None:
             return self.handle_error(record, step.error, step.phase)
         result = step.result
-        if isinstance(result, Ready):
-            record.attributes = {**record.attributes, **result.attributes}
+        if isinstance(result, Ready) and step.started == "released":
+            record.attributes = {
+                k: v for k, v in {**record.attributes, **result.attributes}.items() if k != HELD
+            }
             record.applied = step.props
             record.settled = True
             record.attempts = 0
+            names = ", ".join(f"{k} {v}" for k, v in sorted(_changed_values(step.props, hold)))
+            self.set_state(
+                record,
+                R.READY,
+                f"{label} is released ({names}): everything its traffic crosses is ready",
+            )
+            return False
+        if isinstance(result, Ready):
+            created = _created_at(record)
+            record.attributes = {
+                k: v for k, v in {**record.attributes, **result.attributes}.items() if k != CREATED
+            }
+            record.applied = step.props
+            record.attempts = 0
             record.ready_at = timezone.now()
+            if created and record.action == ACT.CREATE and step.started != "created":
+                # Seen ready by a later look: how long AWS took, for the next ones' first look.
+                self.learned.append((record.type, (record.ready_at - created).total_seconds()))
             elapsed = (record.ready_at - (record.started_at or self.now)).total_seconds()
             verb = "is updated" if record.action == ACT.UPDATE else "is ready"
+            if self.held(record) and record.action == ACT.CREATE:
+                # Not done for this run until released (the run is not done before).
+                record.settled = False
+                record.next_check_at = None
+                held = ", ".join(f"{k} {v}" for k, v in sorted(record.attributes[HELD].items()))
+                self.set_state(
+                    record,
+                    R.READY,
+                    f"{label} {verb} ({elapsed:.1f} s), held ({held}) until its traffic path "
+                    "is ready",
+                    elapsed=round(elapsed, 1),
+                )
+                return False
+            # An update gives a function still held (a run that failed before releasing it)
+            # its planned properties: it is released with them.
+            record.attributes = {k: v for k, v in record.attributes.items() if k != HELD}
+            record.settled = True
             self.set_state(
                 record, R.READY, f"{label} {verb} ({elapsed:.1f} s)", elapsed=round(elapsed, 1)
             )
@@ -500,7 +686,13 @@ class Walk:
             self.set_state(record, R.FAILED, f"{label} failed: {result.reason}")
             return True
         assert isinstance(result, Pending)  # noqa: S101
-        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now))
+        if result.attributes:
+            # Known before the resource is ready: what refers only to them can start.
+            record.attributes = {**record.attributes, **result.attributes}
+            self.touch(record)
+            self.progressed = True
+        expected = self.expected.get(record.type) if record.action == ACT.CREATE else None
+        record.next_check_at = self.now + timedelta(seconds=poll_delay(record, self.now, expected))
         for reason in step.reasons:
             self.event("waiting", f"{label}: {reason}", record)
         if record.waiting_reason != result.reason:
@@ -667,3 +859,20 @@ def _by_lid(records: Iterable[Any]) -> dict[str, Any]:
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
     return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def _changed_values(props: dict[str, Any], hold: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The planned values a release gives the properties a hold overrode."""
+    held = (hold or {}).get("properties") or {}
+    return [(k, props.get(k)) for k in held]
+
+
+def _refs(value: Any) -> Iterable[Ref]:
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _refs(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _refs(item)

@@ -43,6 +43,36 @@ class ResourceNode:
             meta=_from_jsonable(item.get("meta") or {}),
         )
 
+    def references(self) -> list[str]:
+        """The nodes this one's properties refer to (every ``Ref`` target), in order."""
+        found: list[str] = []
+        for ref in _refs(self.properties):
+            if ref.logical_id not in found:
+                found.append(ref.logical_id)
+        return found
+
+    def order_after(self) -> list[str]:
+        """The orderings that are not references: the ``depends_on`` no property shows (a
+        route to the internet gateway after its attachment), then what a held resource is
+        released after (``meta["hold"]["until"]``). An export that cannot hold a resource
+        (CloudFormation's ``DependsOn``) orders it after all of these."""
+        referenced = set(self.references())
+        out = [d for d in self.depends_on if d not in referenced]
+        for dep in self.hold_until():
+            if dep not in referenced and dep not in out:
+                out.append(dep)
+        return out
+
+    def hold(self) -> dict[str, Any] | None:
+        """``meta["hold"]``: created early with ``properties`` overriding the planned ones,
+        released once every node of ``until`` is ready (``designer/plan.py``)."""
+        hold = self.meta.get("hold")
+        return hold if isinstance(hold, dict) and hold.get("until") is not None else None
+
+    def hold_until(self) -> list[str]:
+        hold = self.hold()
+        return list(hold.get("until") or []) if hold else []
+
     def to_json(self) -> dict[str, Any]:
         return {
             "logical_id": self.logical_id,
@@ -148,6 +178,17 @@ class ResourceGraph:
 #: and keep reading the older ones (``READABLE_FORMATS``): live deployments keep their graph.
 GRAPH_FORMAT = 1
 READABLE_FORMATS = frozenset({1})
+
+
+def _refs(value: Any):
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _refs(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _refs(item)
 
 
 def _from_jsonable(value: Any) -> Any:

@@ -16,10 +16,19 @@ Conventions of the graph produced here:
   property by substituting Refs and nothing else.
 - Every Ref target is also in ``depends_on``, and ``depends_on`` carries the extra orderings AWS
   needs but no property shows (a route to the internet gateway only after the gateway is
-  attached, the function only after every rule and route its traffic uses exist). Destroy walks
-  the same edges in reverse, which is why, for instance, an Elastic IP depends on the NAT
-  gateway's VPC attachment and the NAT gateway on the Elastic IP: the address is released only
-  after the NAT gateway that holds it is gone.
+  attached; :meth:`~designer.graph.ResourceNode.order_after` lists them). Nothing else: an
+  ordering AWS does not require would only serialise AWS's waits. Destroy walks the same edges
+  in reverse, which is why, for instance, an Elastic IP depends on the NAT gateway's VPC
+  attachment and the NAT gateway on the Elastic IP: the address is released only after the NAT
+  gateway that holds it is gone.
+- ``meta["hold"]`` (the Lambda function): ``{"until": [logical ids], "properties": {...}}``.
+  The resource is created as soon as what it refers to exists, with ``properties`` overriding
+  the planned ones (``ReservedConcurrentExecutions: 0``: no invocation can run), and released
+  (given its planned properties) once everything in ``until`` is ready: every rule, route and
+  association its traffic crosses, the Secrets Manager endpoint, the policy that lets it read
+  the credential, the API. So no traffic reaches it before its path exists, and AWS's two
+  longest waits (the NAT gateway, the function's network interfaces) run side by side. An
+  export that cannot hold (CloudFormation) orders the resource after ``until`` instead.
 - Tagged types carry ``Tags`` = the spec's tags plus ``Name`` = ``<spec name>-<kebab logical id>``
   (also in ``meta["name"]`` for every node, tagged or not). ``gantry:deployment`` and
   ``gantry:logical-id`` are *not* in the plan: the deployment id does not exist at plan time, so
@@ -631,17 +640,6 @@ class _Planner:
             tagged=False,
         )
 
-    #: What an API instance needs to read its credential through the endpoint at boot (the
-    #: API subnets have no other way to Secrets Manager, with or without NAT).
-    _ENDPOINT_PATH = ("SecretsManagerEndpoint", "ApiToEndpointEgress", "EndpointFromApiIngress")
-
-    def _boot_dependencies(self, subnets: list[str]) -> list[str]:
-        """What an API instance needs at boot to read its credential."""
-        deps = ["ApiInstanceSecretReadPolicy", "ApiSecret"]
-        deps += [f"{s}RouteTableAssociation" for s in subnets]
-        deps += self._ENDPOINT_PATH
-        return deps
-
     def api_instance(self) -> None:
         self.add(
             "ApiInstance",
@@ -658,7 +656,11 @@ class _Planner:
             },
             group="api",
             label=f"API instance ({API_INSTANCE_TYPE}, {self.azs[0]})",
-            after=self._boot_dependencies(["ApiSubnet1"]),
+            # The user data carries the secret's ARN. Nothing else comes first: the instance's
+            # service retries its boot every 10 s (api_health.sh) until the policy, the route
+            # table association and the endpoint path it reads the credential through exist,
+            # and the function sends it nothing before all of them are ready (its hold).
+            after=("ApiSecret",),
             user_data="placeholder",
             api_port=self.spec.api_port,
             credential_from="ApiSecret",
@@ -752,9 +754,9 @@ class _Planner:
             group="api",
             label=f"Launch template ({API_INSTANCE_TYPE})",
             tagged=False,
-            # What its instances need to read their credential at boot (the group adds the
-            # subnets' route table associations).
-            after=("ApiInstanceSecretReadPolicy", "ApiSecret", *self._ENDPOINT_PATH),
+            # The user data carries the secret's ARN; the rest of what an instance reads its
+            # credential through at boot it retries for (see api_instance).
+            after=("ApiSecret",),
             user_data="placeholder",
             api_port=self.spec.api_port,
             credential_from="ApiSecret",
@@ -785,13 +787,9 @@ class _Planner:
             label=f"Auto Scaling group ({desired} x {API_INSTANCE_TYPE})",
             tagged=False,
             # Health checks must be able to pass from the first launch, or the group replaces
-            # healthy instances in a loop: listener and ALB-to-instance rules come first.
-            after=[
-                "ApiListener",
-                "ApiToInstanceEgress",
-                "InstanceFromApiIngress",
-                *self._boot_dependencies(self.api_subnets),
-            ],
+            # healthy instances in a loop: the ALB-to-instance rules come first. (Targets of a
+            # target group no listener uses yet are not checked, so the listener need not.)
+            after=["ApiToInstanceEgress", "InstanceFromApiIngress"],
         )
 
     def lambda_function(self) -> None:
@@ -831,18 +829,23 @@ class _Planner:
             label=f"Lambda logs ({LOG_RETENTION_DAYS} days)",
         )
         if self.alb:
-            api_host, api_ready = Ref("ApiLoadBalancer", "DNSName"), ["ApiListener"]
+            api_host = Ref("ApiLoadBalancer", "DNSName")
+            api_ready = ["ApiLoadBalancer", "ApiListener", "ApiAutoScalingGroup"]
         else:
-            api_host, api_ready = Ref("ApiInstance", "PrivateDnsName"), []
-        # The function serves traffic as soon as it is Active, so everything its calls cross
-        # exists first: the rules on both sides, the routes, and the Secrets Manager endpoint,
-        # which its cold start reads the API credential through in every design.
-        after = [
+            api_host, api_ready = Ref("ApiInstance", "PrivateDnsName"), ["ApiInstance"]
+        # The function would serve traffic as soon as it is Active, so it is held at zero
+        # concurrency until everything its calls cross is ready: the rules on both sides, the
+        # routes and associations, the Secrets Manager endpoint its cold start reads the API
+        # credential through (in every design), the policy allowing that read, and the API.
+        # It is created meanwhile, so Lambda makes its network interfaces while AWS makes the
+        # NAT gateway and the rest.
+        until = [
             "LambdaSecretReadPolicy",
             *self.rules,
             *self.routes,
             *self.associations,
             "SecretsManagerEndpoint",
+            *api_ready,
         ]
         self.add(
             "LambdaFunction",
@@ -874,8 +877,8 @@ class _Planner:
             },
             group="compute",
             label=f"Lambda function ({LAMBDA_RUNTIME}, {LAMBDA_MEMORY_MB} MB)",
-            after=[*after, *api_ready],
             code="placeholder",
+            hold={"until": until, "properties": {"ReservedConcurrentExecutions": 0}},
         )
 
 

@@ -304,6 +304,11 @@ GANTRY_POLL_MAX = float(os.environ.get("GANTRY_POLL_MAX", "10"))
 #: A pending resource is looked at again after 1/N of the time it has waited so far.
 GANTRY_POLL_FRACTION = float(os.environ.get("GANTRY_POLL_FRACTION", "10"))
 GANTRY_PASS_BUDGET = float(os.environ.get("GANTRY_PASS_BUDGET", "1"))
+#: A worker slot runs the pass it was given and, beside it in threads, those of up to N - 1
+#: other deployments due at that moment: a pass mostly waits for AWS's answers.
+GANTRY_PASS_BATCH = int(os.environ.get("GANTRY_PASS_BATCH", "16"))
+#: Threads per worker process for the AWS calls of the passes it runs.
+GANTRY_AWS_THREADS = int(os.environ.get("GANTRY_AWS_THREADS", "32"))
 #: How long a pass holds its deployment without renewing (it renews while AWS calls are in
 #: flight); a worker killed mid-pass delays its deployment by at most this.
 GANTRY_PASS_LEASE = float(os.environ.get("GANTRY_PASS_LEASE", "10"))

@@ -284,8 +284,8 @@ def test_every_design_has_the_secrets_manager_endpoint(spec):
     assert endpoint.properties["SubnetIds"] == [Ref("LambdaSubnet1"), Ref("LambdaSubnet2")]
     assert endpoint.properties["SecurityGroupIds"] == [Ref("EndpointSecurityGroup")]
     assert graph["EndpointSecurityGroup"].type == "AWS::EC2::SecurityGroup"
-    # The function reads the secret at cold start.
-    assert "SecretsManagerEndpoint" in graph["LambdaFunction"].depends_on
+    # The function reads the secret at cold start: it is held until the endpoint is ready.
+    assert "SecretsManagerEndpoint" in graph["LambdaFunction"].hold_until()
     # SG-Endpoint admits HTTPS from SG-Lambda and from the API's instances, nothing else.
     ingress = {
         (n.properties["FromPort"], n.properties["SourceSecurityGroupId"].logical_id)
@@ -296,14 +296,25 @@ def test_every_design_has_the_secrets_manager_endpoint(spec):
 
 
 @pytest.mark.parametrize("spec", VARIANTS)
-def test_api_instances_boot_after_their_path_to_the_endpoint_exists(spec):
+def test_api_instances_wait_only_for_what_aws_or_their_user_data_needs(spec):
+    """An instance boots retrying its credential read (its service restarts every 10 s), so it
+    does not wait for the endpoint path; its user data carries the secret's ARN, and the
+    function is held until that path is ready."""
     graph = plan(spec)
     path = {"SecretsManagerEndpoint", "ApiToEndpointEgress", "EndpointFromApiIngress"}
-    boots = (
-        ["ApiLaunchTemplate", "ApiAutoScalingGroup"] if spec.api_kind == "alb" else ["ApiInstance"]
-    )
+    boots = ["ApiLaunchTemplate"] if spec.api_kind == "alb" else ["ApiInstance"]
     for logical_id in boots:
-        assert path <= set(graph[logical_id].depends_on), logical_id
+        node = graph[logical_id]
+        assert not path & set(node.depends_on), logical_id
+        assert node.order_after() == ["ApiSecret"], logical_id
+    assert path <= set(graph["LambdaFunction"].hold_until())
+    if spec.api_kind == "alb":
+        # Health checks pass from the first launch: the ALB-to-instance rules come first, and
+        # nothing else that no reference shows.
+        assert graph["ApiAutoScalingGroup"].order_after() == [
+            "ApiToInstanceEgress",
+            "InstanceFromApiIngress",
+        ]
 
 
 @pytest.mark.parametrize("kind", ["ec2", "alb"])
@@ -477,15 +488,31 @@ def test_lambda_function(spec):
     )
     associations = ids(graph, "AWS::EC2::SubnetRouteTableAssociation")
     routes = ids(graph, "AWS::EC2::Route")
+    # Created as soon as what it refers to exists: nothing else orders it.
+    assert fn.order_after() == [d for d in fn.hold_until() if d not in fn.references()]
+    assert set(fn.depends_on) == set(fn.references())
+    for dep in ["LambdaRole", "LambdaLogGroup", "LambdaSecurityGroup", "ApiSecret"]:
+        assert dep in fn.depends_on, dep
+    # ... and held, with no concurrency (nothing can invoke it), until everything its calls
+    # cross is ready; then it gets its planned reservation.
+    api = (
+        ["ApiLoadBalancer", "ApiListener", "ApiAutoScalingGroup"]
+        if spec.api_kind == "alb"
+        else ["ApiInstance"]
+    )
+    hold = fn.meta["hold"]
+    assert hold["properties"] == {"ReservedConcurrentExecutions": 0}
+    assert props["ReservedConcurrentExecutions"] == 10
     for dep in [
-        "LambdaRole",
         "LambdaSecretReadPolicy",
-        "LambdaLogGroup",
+        "SecretsManagerEndpoint",
         *rules,
         *associations,
         *routes,
+        *api,
     ]:
-        assert dep in fn.depends_on, dep
+        assert dep in hold["until"], dep
+        assert dep not in fn.depends_on or dep in fn.references(), dep
 
     log_group = graph["LambdaLogGroup"].properties
     assert log_group["LogGroupName"] == f"/aws/lambda/{props['FunctionName']}"
@@ -529,8 +556,10 @@ def test_ec2_api_is_one_private_instance_with_imdsv2():
     assert graph["ApiInstanceRole"].properties["AssumeRolePolicyDocument"]["Statement"][0][
         "Principal"
     ] == {"Service": "ec2.amazonaws.com"}
-    # The instance boots able to read its credential.
-    assert "ApiInstanceSecretReadPolicy" in graph["ApiInstance"].depends_on
+    # The instance's user data names its credential; the policy to read it is not an
+    # ordering AWS needs (the boot retries), and the function is held until the instance runs.
+    assert graph["ApiInstance"].order_after() == ["ApiSecret"]
+    assert "ApiInstance" in graph["LambdaFunction"].hold_until()
     for type_name in (
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         "AWS::AutoScaling::AutoScalingGroup",

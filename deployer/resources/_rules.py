@@ -39,6 +39,7 @@ from deployer.resources.base import (
     TAG_DEPLOYMENT,
     TAG_LOGICAL_ID,
     AwsContext,
+    Created,
     Gone,
     Pending,
     Ready,
@@ -233,8 +234,9 @@ class SecurityGroupRuleHandler:
             tags = tag_specifications(ctx, node, "security-group-rule", props)[0]["Tags"]
             ec2.create_tags(Resources=[rule_id], Tags=tags)
             return rule_id
-        # One permission with one peer makes exactly one rule, echoed in the answer.
-        return response["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+        # One permission with one peer makes exactly one rule, echoed in the answer; Authorize
+        # is synchronous, so it is in force.
+        return Created(response["SecurityGroupRules"][0]["SecurityGroupRuleId"])
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         # Authorize is synchronous: a rule that can be described is in force.

@@ -19,6 +19,9 @@ Contract
   (``ctx.tags(node)``) go in the create call itself where the API allows it
   (``TagSpecifications``, ``Tags=``); ``ClientToken=ctx.client_token(node)`` where the API takes
   one. Must not wait.
+  When the create call's answer already shows the resource usable, it returns
+  :class:`Created` (the id with the attributes ``check_ready`` would give) and is not looked
+  at again.
 - ``check_ready(ctx, node, physical_id)`` looks once and returns :class:`Ready` (with the
   attributes other nodes reference: see ``ATTRIBUTES``), :class:`Pending` (with a human reason:
   "NAT gateway is pending"), or :class:`Failed` (a human sentence). Never waits.
@@ -84,6 +87,25 @@ class Ready:
 @dataclass(frozen=True)
 class Pending:
     reason: str
+    #: Attributes AWS already answered for a resource that is not ready yet (an instance's
+    #: PrivateDnsName while it boots, a load balancer's DNSName while it provisions): a node
+    #: that refers only to these (``EARLY_ATTRIBUTES``) need not wait for readiness.
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+class Created(str):
+    """What ``create`` returns when its own answer already shows the resource ready: the
+    physical id (a ``str``, as every create returns) carrying the :class:`Ready` that
+    ``check_ready`` would give. For what AWS's API makes usable when the create call answers
+    (a route table, a rule, a role...): the walker does not describe it again. A create
+    that botocore had to retry is still looked at (its answer may be a retry's)."""
+
+    ready: Ready
+
+    def __new__(cls, physical_id: str, attributes: dict[str, Any] | None = None) -> Created:
+        made = super().__new__(cls, physical_id)
+        made.ready = Ready(dict(attributes or {}))
+        return made
 
 
 @dataclass(frozen=True)
@@ -294,4 +316,12 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "AWS::EC2::Instance": ("PrivateDnsName", "PrivateIp"),
     "AWS::EC2::LaunchTemplate": ("LatestVersionNumber",),
     "AWS::ElasticLoadBalancingV2::LoadBalancer": ("DNSName",),
+}
+
+#: Attributes AWS answers when the resource is created, long before it is ready, per type:
+#: check_ready returns them in Pending.attributes, and a node that refers to nothing else of
+#: the resource is created without waiting for it to be ready (the walker's ``ready_for``).
+EARLY_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "AWS::EC2::Instance": frozenset({"PrivateDnsName", "PrivateIp"}),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": frozenset({"DNSName"}),
 }

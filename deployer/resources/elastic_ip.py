@@ -32,6 +32,7 @@ from deployer.resources._update import changed
 from deployer.resources.base import (
     AwsContext,
     CannotUpdate,
+    Created,
     Failed,
     Gone,
     Pending,
@@ -58,7 +59,11 @@ class ElasticIpHandler(Ec2Update):
             Domain=props.get("Domain", "vpc"),
             TagSpecifications=tag_specifications(ctx, node, "elastic-ip", props),
         )
-        return address["AllocationId"]
+        # Allocated when AllocateAddress answers, with its address.
+        return Created(
+            address["AllocationId"],
+            {"AllocationId": address["AllocationId"], "PublicIp": address["PublicIp"]},
+        )
 
     def check_ready(
         self, ctx: AwsContext, node: ResourceNode, physical_id: str

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
 from deployer.resources._update import changed
-from deployer.resources.base import AwsContext, Gone, Pending, Ready
+from deployer.resources.base import AwsContext, Created, Gone, Pending, Ready
 from deployer.resources.iam_role import policy_json
 from designer.graph import ResourceNode
 
@@ -78,7 +78,8 @@ class IamPolicyHandler:
             iam.put_role_policy(
                 RoleName=role, PolicyName=props["PolicyName"], PolicyDocument=document
             )
-        return policy_id(roles, props["PolicyName"])
+        # In the role's policies once PutRolePolicy answers.
+        return Created(policy_id(roles, props["PolicyName"]))
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         roles, policy_name = split_policy_id(physical_id)

@@ -22,6 +22,7 @@ from deployer.resources._ec2 import error_code
 from deployer.resources._update import changed, refuse_create_only, tag_changes
 from deployer.resources.base import (
     AwsContext,
+    Created,
     Gone,
     Pending,
     Ready,
@@ -104,13 +105,16 @@ class IamRoleHandler:
             if props.get(key):
                 kwargs[key] = props[key]
         try:
-            ctx.client("iam").create_role(**kwargs)
+            arn = ctx.client("iam").create_role(**kwargs)["Role"]["Arn"]
         except ClientError as exc:
             # Ours (a create whose answer was lost) is adopted; anyone else's is an error.
             if error_code(exc) != "EntityAlreadyExists" or not self.find(ctx, node, props):
                 raise
+            arn = None
         _attach(ctx, name, list(props.get("ManagedPolicyArns") or []))
-        return name
+        # CreateRole answers the role's ARN. How soon another service may use the role is
+        # IAM's propagation, which that service's create waits out (RetryLater).
+        return Created(name, {"Arn": arn}) if arn else name
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         role = _get_role(ctx, physical_id)

@@ -200,7 +200,13 @@ class InstanceHandler:
             return not_visible_yet("instance", physical_id)
         state = instance["State"]["Name"]
         if state == "pending":
-            return Pending("instance is starting")
+            # Its private name and address are assigned at launch: what refers only to them
+            # need not wait for the boot.
+            early = {
+                "PrivateDnsName": instance.get("PrivateDnsName", ""),
+                "PrivateIp": instance.get("PrivateIpAddress", ""),
+            }
+            return Pending("instance is starting", {k: v for k, v in early.items() if v})
         if state == "running":
             return Ready(
                 {

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
 from deployer.resources._update import changed, refuse_create_only
-from deployer.resources.base import AwsContext, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import AwsContext, Created, Gone, Pending, Ready, RetryLater
 from deployer.resources.iam_role import iam_tags
 from designer.graph import ResourceNode
 
@@ -50,7 +50,7 @@ class InstanceProfileHandler:
         if props.get("Path"):
             kwargs["Path"] = props["Path"]
         try:
-            ctx.client("iam").create_instance_profile(**kwargs)
+            arn = ctx.client("iam").create_instance_profile(**kwargs)["InstanceProfile"]["Arn"]
         except ClientError as exc:
             # Ours (a create whose answer was lost) is adopted; anyone else's is an error.
             if error_code(exc) != "EntityAlreadyExists" or not self.find(ctx, node, props):
@@ -59,7 +59,9 @@ class InstanceProfileHandler:
             return name
         for role in props.get("Roles") or []:
             _add_role(ctx, name, role)
-        return name
+        # CreateInstanceProfile answers its ARN, and the role is in it once AddRoleToInstance
+        # Profile answers; RunInstances waits out IAM's propagation itself (RetryLater).
+        return Created(name, {"Arn": arn})
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         profile = _get_profile(ctx, physical_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from deployer.resources._ec2 import StatelessEc2Handler, tag_specifications
-from deployer.resources.base import AwsContext
+from deployer.resources.base import AwsContext, Created
 from designer.graph import ResourceNode
 
 
@@ -31,7 +31,8 @@ class InternetGatewayHandler(StatelessEc2Handler):
         igw = ctx.client("ec2").create_internet_gateway(
             TagSpecifications=tag_specifications(ctx, node, "internet-gateway", props)
         )["InternetGateway"]
-        return igw["InternetGatewayId"]
+        # No state of its own until it is attached (its attachment's own node).
+        return Created(igw["InternetGatewayId"], {"InternetGatewayId": igw["InternetGatewayId"]})
 
 
 HANDLER = InternetGatewayHandler()

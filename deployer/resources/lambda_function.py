@@ -193,6 +193,24 @@ class LambdaFunctionHandler:
         # Active, or Inactive (idle for weeks; the next invocation reactivates it).
         return Ready({"Arn": config["FunctionArn"]})
 
+    def release(
+        self,
+        ctx: AwsContext,
+        node: ResourceNode,
+        physical_id: str,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> Ready:
+        """A function created held (no concurrency reserved: nothing can invoke it) given its
+        planned reservation: one PutFunctionConcurrency, in effect when it answers."""
+        _reserve(
+            ctx,
+            physical_id,
+            after.get("ReservedConcurrentExecutions"),
+            before.get("ReservedConcurrentExecutions"),
+        )
+        return Ready()
+
     def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
         function = _get(ctx, physical_id)
         return None if function is None else _live(function, node.properties)

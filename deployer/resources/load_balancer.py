@@ -113,7 +113,9 @@ class LoadBalancerHandler:
         state = lb.get("State") or {}
         code = state.get("Code", "provisioning")
         if code == "provisioning":
-            return Pending("load balancer is provisioning (~2-3 minutes)")
+            # Its DNS name is assigned at creation: what only needs the name need not wait.
+            early = {"DNSName": lb["DNSName"]} if lb.get("DNSName") else {}
+            return Pending("load balancer is provisioning (~2-3 minutes)", early)
         if code == "failed":
             reason = state.get("Reason") or "no reason given"
             return Failed(f"the load balancer could not be provisioned: {reason}")

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import error_code
 from deployer.resources._update import changed, refuse_create_only, tag_changes
-from deployer.resources.base import AwsContext, Gone, Pending, Ready
+from deployer.resources.base import AwsContext, Created, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
 
@@ -85,7 +85,8 @@ class LogGroupHandler:
                 ) from exc
         if props.get("RetentionInDays"):
             _set_retention(ctx, name, props["RetentionInDays"])
-        return name
+        # CloudWatch Logs is consistent: the group exists once CreateLogGroup answers.
+        return Created(name)
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         if _describe(ctx, physical_id) is None:

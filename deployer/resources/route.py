@@ -31,7 +31,7 @@ from deployer.resources._ec2 import (
     not_visible_yet,
     split_id,
 )
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
+from deployer.resources.base import AwsContext, Created, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
 #: Route targets: the same names in CloudFormation's AWS::EC2::Route, in CreateRoute and
@@ -153,7 +153,9 @@ class RouteHandler(Ec2Update):
     def create(self, ctx: AwsContext, node: ResourceNode, props: dict[str, Any]) -> str:
         table_id, destination = props["RouteTableId"], route_destination(props)
         _put_route(ctx, {"RouteTableId": table_id, **destination_kwargs(destination)}, props)
-        return composite_id(table_id, destination)
+        # In force once CreateRoute answers: its target is ready before it is made (a NAT
+        # gateway available, an internet gateway attached), so it is never a blackhole.
+        return Created(composite_id(table_id, destination))
 
     def check_ready(
         self, ctx: AwsContext, node: ResourceNode, physical_id: str

@@ -24,7 +24,7 @@ from deployer.resources._ec2 import (
     is_not_found,
     tag_specifications,
 )
-from deployer.resources.base import AwsContext
+from deployer.resources.base import AwsContext, Created
 from deployer.resources.route import (
     destination_kwargs,
     is_local,
@@ -73,7 +73,8 @@ class RouteTableHandler(StatelessEc2Handler):
             ClientToken=ctx.client_token(node),
             TagSpecifications=tag_specifications(ctx, node, "route-table", props),
         )["RouteTable"]
-        return table["RouteTableId"]
+        # A route table has no state: usable once CreateRouteTable answers.
+        return Created(table["RouteTableId"], {"RouteTableId": table["RouteTableId"]})
 
     def live_properties(self, item: dict[str, Any]) -> dict[str, Any]:
         return {"VpcId": item["VpcId"], "Tags": item.get("Tags") or [], ROUTES: routes_of(item)}

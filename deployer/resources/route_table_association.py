@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from deployer.resources._ec2 import Ec2Update, is_not_found, not_visible_yet
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready
+from deployer.resources.base import AwsContext, Created, Failed, Gone, Pending, Ready
 from designer.graph import ResourceNode
 
 #: Association states that mean "associated or on its way".
@@ -91,9 +91,10 @@ class RouteTableAssociationHandler(Ec2Update):
         ec2 = ctx.client("ec2")
         current = _current(ctx, subnet_id)
         if current is None:
-            return ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet_id)[
-                "AssociationId"
-            ]
+            answer = ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet_id)
+            if (answer.get("AssociationState") or {}).get("State") == "associated":
+                return Created(answer["AssociationId"])
+            return answer["AssociationId"]
         association, table = current
         if table["RouteTableId"] == table_id:
             return association["RouteTableAssociationId"]

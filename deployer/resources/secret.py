@@ -33,6 +33,7 @@ from deployer.resources._update import changed, refuse_create_only, tag_changes
 from deployer.resources.base import (
     TAG_LOGICAL_ID,
     AwsContext,
+    Created,
     Failed,
     Gone,
     Pending,
@@ -76,7 +77,8 @@ class SecretHandler:
             kwargs["KmsKeyId"] = props["KmsKeyId"]
         sm = ctx.client("secretsmanager")
         try:
-            return sm.create_secret(**kwargs)["ARN"]
+            # Secrets Manager is consistent: the secret exists once CreateSecret answers.
+            return Created(sm.create_secret(**kwargs)["ARN"])
         except ClientError as exc:
             # ResourceExistsException: the name is taken. InvalidRequestException: the name is
             # held by a secret scheduled for deletion.

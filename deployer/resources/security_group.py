@@ -34,7 +34,15 @@ from deployer.resources._ec2 import (
 )
 from deployer.resources._rules import permission_rules, rule_text, rules_of_group
 from deployer.resources._update import refuse_create_only, sync_ec2_tags
-from deployer.resources.base import TAG_LOGICAL_ID, AwsContext, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import (
+    TAG_LOGICAL_ID,
+    AwsContext,
+    Created,
+    Gone,
+    Pending,
+    Ready,
+    RetryLater,
+)
 from designer.graph import ResourceNode
 
 _ALL_IPV4 = "0.0.0.0/0"
@@ -109,7 +117,9 @@ class SecurityGroupHandler:
                     ) from exc
                 if not is_not_found(exc):  # InvalidPermission.NotFound: there is none
                     raise
-        return group_id
+        # A security group has no state: usable once CreateSecurityGroup answers (and the
+        # revoke above found it).
+        return Created(group_id)
 
     def check_ready(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> Ready | Pending:
         group = describe_by_id(

@@ -27,7 +27,7 @@ from deployer.resources._ec2 import (
     tag_specifications,
 )
 from deployer.resources._update import changed
-from deployer.resources.base import AwsContext, Failed, Gone, Pending, Ready, RetryLater
+from deployer.resources.base import AwsContext, Created, Failed, Gone, Pending, Ready, RetryLater
 from designer.graph import ResourceNode
 
 _DESCRIBE = ("describe_subnets", "Subnets", "SubnetIds")
@@ -55,6 +55,8 @@ class SubnetHandler(Ec2Update):
         )["Subnet"]
         # Everything but the public-IP mapping was in the create call, which leaves it off.
         self.update(ctx, node, subnet["SubnetId"], {**props, "MapPublicIpOnLaunch": False}, props)
+        if subnet.get("State") == "available":
+            return Created(subnet["SubnetId"], _attributes(subnet))
         return subnet["SubnetId"]
 
     def check_ready(
@@ -65,14 +67,7 @@ class SubnetHandler(Ec2Update):
             return not_visible_yet("subnet", physical_id)
         if subnet.get("State") != "available":
             return Pending(f"subnet is {subnet.get('State', 'pending')}")
-        return Ready(
-            {
-                "SubnetId": physical_id,
-                "VpcId": subnet["VpcId"],
-                "CidrBlock": subnet["CidrBlock"],
-                "AvailabilityZone": subnet["AvailabilityZone"],
-            }
-        )
+        return Ready(_attributes(subnet))
 
     def read(self, ctx: AwsContext, node: ResourceNode, physical_id: str) -> dict[str, Any] | None:
         subnet = describe_by_id(ctx, *_DESCRIBE, physical_id)
@@ -119,3 +114,12 @@ class SubnetHandler(Ec2Update):
 
 
 HANDLER = SubnetHandler()
+
+
+def _attributes(subnet: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "SubnetId": subnet["SubnetId"],
+        "VpcId": subnet["VpcId"],
+        "CidrBlock": subnet["CidrBlock"],
+        "AvailabilityZone": subnet["AvailabilityZone"],
+    }

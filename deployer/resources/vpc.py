@@ -31,6 +31,7 @@ from deployer.resources._update import changed
 from deployer.resources.base import (
     AwsContext,
     CannotUpdate,
+    Created,
     Failed,
     Gone,
     Pending,
@@ -72,6 +73,8 @@ class VpcHandler(Ec2Update):
         )["Vpc"]
         # Everything but the DNS attributes was in the create call.
         self.update(ctx, node, vpc["VpcId"], {**props, **_CREATED_DNS}, props)
+        if vpc.get("State") == "available":  # AWS usually answers pending: then it is looked at
+            return Created(vpc["VpcId"], {"VpcId": vpc["VpcId"], "CidrBlock": vpc["CidrBlock"]})
         return vpc["VpcId"]
 
     def check_ready(

@@ -113,6 +113,11 @@ DIFFERENCES = {
     "resources carry CloudFormation's aws:cloudformation:stack-name and logical-id tags instead.",
     "Image": "The AMI parameter resolves the same public SSM parameter the deployer reads, "
     "when the stack is created or updated.",
+    "FunctionOrder": "Gantry creates the function as soon as what it refers to exists, with no "
+    "concurrency reserved (0: it cannot be invoked), and gives it its planned reservation once "
+    "every rule, route, association, the Secrets Manager endpoint and the API are ready. "
+    "CloudFormation cannot hold a resource, so the function DependsOn those instead: the same "
+    "safety, with the NAT gateway's and the function's waits one after the other.",
 }
 _CERTIFICATE_DIFFERENCE = (
     "Gantry generates a self-signed certificate (RSA 2048, one year, for "
@@ -494,9 +499,12 @@ class _Exporter:
                         resource[key] = resource.pop(key)
 
     def effective_dependencies(self, lid: str, resources: dict[str, Any]) -> list[str]:
-        """The node's ``depends_on``, a node left out of the template replaced by its own."""
+        """The node's references and :meth:`~designer.graph.ResourceNode.order_after` (a held
+        resource, which CloudFormation cannot hold, after what the deployer releases it after),
+        a node left out of the template replaced by its own."""
         found: list[str] = []
-        for dep in self.graph[lid].depends_on:
+        node = self.graph[lid]
+        for dep in [*node.references(), *node.order_after()]:
             if dep in resources:
                 if dep not in found:
                     found.append(dep)
