@@ -52,7 +52,7 @@ from deployer.resources.base import (
     Pending,
     Ready,
 )
-from designer.graph import Ref, ResourceNode
+from designer.graph import Ref, ResourceNode, refs_in
 from designer.names import UNIQUE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -366,7 +366,7 @@ class Walk:
         if key not in self._wanted:
             wanted: dict[str, set[str]] = {}
             node = self.node(record)
-            for ref in _refs(node.properties):
+            for ref in refs_in(node.properties):
                 wanted.setdefault(ref.logical_id, set()).add(ref.attribute)
             # An ordering no property shows has to wait for readiness.
             for dep in node.order_after():
@@ -865,14 +865,3 @@ def _changed_values(props: dict[str, Any], hold: dict[str, Any] | None) -> list[
     """The planned values a release gives the properties a hold overrode."""
     held = (hold or {}).get("properties") or {}
     return [(k, props.get(k)) for k in held]
-
-
-def _refs(value: Any) -> Iterable[Ref]:
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _refs(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _refs(item)

@@ -9,6 +9,7 @@ role and AZ, which NAT a route goes through), so no view has to re-derive them f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ class ResourceNode:
     def references(self) -> list[str]:
         """The nodes this one's properties refer to (every ``Ref`` target), in order."""
         found: list[str] = []
-        for ref in _refs(self.properties):
+        for ref in refs_in(self.properties):
             if ref.logical_id not in found:
                 found.append(ref.logical_id)
         return found
@@ -180,15 +181,16 @@ GRAPH_FORMAT = 1
 READABLE_FORMATS = frozenset({1})
 
 
-def _refs(value: Any):
+def refs_in(value: Any) -> Iterator[Ref]:
+    """Every :class:`Ref` inside a property value (dicts and lists walked depth first)."""
     if isinstance(value, Ref):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _refs(item)
+            yield from refs_in(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _refs(item)
+            yield from refs_in(item)
 
 
 def _from_jsonable(value: Any) -> Any:

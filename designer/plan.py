@@ -46,10 +46,10 @@ Conventions of the graph produced here:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from designer.graph import Ref, ResourceGraph, ResourceNode
+from designer.graph import Ref, ResourceGraph, ResourceNode, refs_in
 from designer.regions import availability_zones
 from designer.spec import Spec
 
@@ -115,18 +115,6 @@ class PlanError(ValueError):
 def kebab(logical_id: str) -> str:
     """``LambdaSubnet1RouteTableAssociation`` -> ``lambda-subnet-1-route-table-association``."""
     return _KEBAB.sub("-", logical_id).lower()
-
-
-def refs_in(value: Any) -> Iterator[Ref]:
-    """Every :class:`Ref` inside a property value (dicts and lists walked depth first)."""
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from refs_in(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from refs_in(item)
 
 
 def plan(spec: Spec) -> ResourceGraph:
