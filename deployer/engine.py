@@ -30,7 +30,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -570,7 +570,10 @@ def deployments_advance(
     dep, records, holder = claimed
     batch = int(_setting("GANTRY_PASS_BATCH", 16))
     started = time.monotonic()
-    futures = {_walk_pool().submit(_in_thread, (dep, records, holder, token), schedule)}
+    own = _walk_pool().submit(_in_thread, (dep, records, holder, token), schedule)
+    futures = {own}
+    others_of: dict[Future, tuple[int, str]] = {}  # future -> (deployment id, run token)
+    own_failure: BaseException | None = None
     exclude = {dep.pk}
     # While the passes run, deployments that fall due join them (for one pass budget): their
     # messages would otherwise wait for a free slot while this one waits for AWS.
@@ -584,10 +587,26 @@ def deployments_advance(
                 others = []
             for claim in others:
                 exclude.add(claim[0].pk)
-                futures.add(_walk_pool().submit(_in_thread, claim, schedule))
+                future = _walk_pool().submit(_in_thread, claim, schedule)
+                others_of[future] = (claim[0].pk, claim[3])
+                futures.add(future)
         done, futures = wait(futures, timeout=BATCH_LOOK, return_when=FIRST_COMPLETED)
         for future in done:
             try:
                 future.result()
-            except Exception:  # noqa: BLE001 - its lease expires and its next message retries
-                logger.exception("a batched pass failed")
+            except Exception as exc:  # noqa: BLE001 - handed on below, never lost
+                if future is own:
+                    # The task's own retry (a database outage backs off and tries again).
+                    own_failure = exc
+                    continue
+                # Another deployment's pass: its own queued message found the token taken
+                # and did nothing, so its next pass is enqueued here (it claims once the
+                # lease this pass held lapses).
+                other, run_token = others_of[future]
+                logger.warning("deployment %s: a batched pass failed: %s", other, exc)
+                try:
+                    schedule(Next(other, run_token, _lease_seconds()))
+                except Exception:  # noqa: BLE001 - the reaper re-enqueues it at worst
+                    logger.exception("deployment %s: could not enqueue its next pass", other)
+    if own_failure is not None:
+        raise own_failure

@@ -217,8 +217,9 @@ class Walk:
     #: must durably record that a create was attempted (True when it did). A record whose
     #: create was never attempted has nothing to find by its tags, so its create goes first;
     #: one whose attempt may have taken effect unseen (a worker killed, a lost answer) is
-    #: looked up first. Without it every create is looked up first.
-    intend: Callable[[list[Any]], bool] = lambda records: False
+    #: looked up first. Without it (None) every create is looked up first. False: this pass
+    #: lost its lease, so those creates are left to the pass that holds it.
+    intend: Callable[[list[Any]], bool | None] = lambda records: None
     #: Records changed, by ``id()``: the engine saves them.
     changed: dict[int, Any] = field(default_factory=dict)
     progressed: bool = False
@@ -430,11 +431,22 @@ class Walk:
                 return False
             jobs = []
             fresh = [r for r in wave if r.state == R.PENDING and r.started_at is None]
-            try:
-                first = {id(r) for r in fresh} if fresh and self.intend(fresh) else set()
-            except Exception:  # noqa: BLE001 - not recorded: look up by tags as before
-                logger.warning("could not record the creates about to start", exc_info=True)
-                first = set()
+            # No create is made whose intent is not recorded first: a later pass skips the
+            # lookup by tags only for a record that was never attempted, so a create made
+            # while the database failed to say so would be made again (a duplicate, or a
+            # subnet's range "conflicts"). The database failing here fails the pass before
+            # any AWS call; the task retries it.
+            first: set[int] = set()
+            recorded = self.intend(fresh) if fresh else None
+            if recorded is False:
+                # The lease is gone (another pass holds the deployment): leave the creates to
+                # it, attempted and recorded there.
+                skipped = {id(r) for r in fresh}
+                wave = [r for r in wave if id(r) not in skipped]
+                if not wave:
+                    return False
+            elif recorded:
+                first = {id(r) for r in fresh}
             for record in wave:
                 node = self.node(record)
                 if record.state in (R.PENDING, R.READY):
