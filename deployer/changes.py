@@ -207,13 +207,8 @@ def _attribute_refs(value: Any) -> set[tuple[str, str]]:
 
 
 def _refs(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        if set(value) == {"Ref", "Attribute"}:
-            return {value["Ref"]}
-        return {ref for v in value.values() for ref in _refs(v)}
-    if isinstance(value, list):
-        return {ref for v in value for ref in _refs(v)}
-    return set()
+    """The logical ids ``value`` refers to."""
+    return {logical_id for logical_id, _ in _attribute_refs(value)}
 
 
 def _forces(type_name: str, name: str, before: Any, after: Any, region: str) -> bool:
