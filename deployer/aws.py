@@ -23,6 +23,9 @@ CLIENT_CONFIG = Config(
     connect_timeout=5,
     read_timeout=30,
     user_agent_extra="gantry",
+    # One client serves every thread of a process (GANTRY_AWS_THREADS of them at once, by
+    # default 8): keep a connection for each.
+    max_pool_connections=32,
 )
 
 _local = threading.local()
@@ -60,12 +63,13 @@ def _new_session(**kwargs: Any) -> boto3.session.Session:
     return boto3.session.Session(botocore_session=core, **kwargs)
 
 
-def warm_up() -> None:
+def warm_up(*, region: str = "us-east-1", endpoint_url: str | None = None) -> None:
     """Load the service models of every service Gantry calls, once, before the first pass
-    (Celery's worker_process_init), so a deployment does not wait for it."""
-    session = _new_session(region_name="us-east-1")
+    (Celery's worker_process_init), and make the clients of the usual region and endpoint (the
+    sandbox's, or AWS's own), so a deployment does not wait for either."""
+    client = client_factory(region=region, endpoint_url=endpoint_url)
     for service in SERVICES:
-        session.client(service, endpoint_url="http://127.0.0.1:1", config=CLIENT_CONFIG)
+        client(service)
 
 
 def _count_retries(parsed: Any = None, **_: Any) -> None:
@@ -90,6 +94,18 @@ class retries_seen:  # noqa: N801 - used as a context manager, reads like a phra
         self.any = bool(getattr(_local, "retried", False))
 
 
+#: Clients by (process, region, endpoint, role, external id, service), shared by every thread of
+#: the process: boto3's clients are thread-safe, and making one costs tens of milliseconds of
+#: CPU (its event handlers and endpoint rules), which a client per thread paid again in every
+#: new AWS thread of every worker process. Sessions are not thread-safe: they are only used
+#: under ``_clients_lock``, to make clients.
+_clients: dict[tuple, Any] = {}
+#: Assumed-role credentials' expiry (epoch seconds) by the same key without the service.
+_expires: dict[tuple, float] = {}
+_sessions: dict[tuple, boto3.session.Session] = {}
+_clients_lock = threading.Lock()
+
+
 def client_factory(
     *,
     region: str,
@@ -97,18 +113,19 @@ def client_factory(
     role_arn: str | None = None,
     external_id: str | None = None,
 ) -> Callable[[str], Any]:
-    """A ``client(service)`` function; clients are cached per thread (boto3 clients are
-    thread-safe, sessions are not)."""
+    """A ``client(service)`` function. Its clients are made once per process and shared by
+    its threads."""
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    key = (os.getpid(), region, endpoint, role_arn, external_id)
 
     def session() -> boto3.session.Session:
-        key = (region, endpoint, role_arn, external_id)
-        cache = _local.__dict__.setdefault("sessions", {})
-        expires = _local.__dict__.setdefault("expires", {})
         # Assumed-role credentials last an hour: refresh them well before they expire.
-        if key in expires and expires[key] - time.time() < 300:
-            cache.pop(key, None)
-        if key not in cache:
+        if key in _expires and _expires[key] - time.time() < 300:
+            _sessions.pop(key, None)
+            _expires.pop(key, None)
+            for cached in [k for k in _clients if k[:-1] == key]:
+                _clients.pop(cached, None)
+        if key not in _sessions:
             if role_arn:
                 sts = _new_session().client(
                     "sts", region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG
@@ -117,25 +134,30 @@ def client_factory(
                 if external_id:
                     kwargs["ExternalId"] = external_id
                 creds = sts.assume_role(**kwargs)["Credentials"]
-                expires[key] = creds["Expiration"].timestamp()
-                cache[key] = _new_session(
+                _expires[key] = creds["Expiration"].timestamp()
+                _sessions[key] = _new_session(
                     aws_access_key_id=creds["AccessKeyId"],
                     aws_secret_access_key=creds["SecretAccessKey"],
                     aws_session_token=creds["SessionToken"],
                     region_name=region,
                 )
             else:
-                cache[key] = _new_session(region_name=region)
-        return cache[key]
+                _sessions[key] = _new_session(region_name=region)
+        return _sessions[key]
 
     def client(service: str) -> Any:
-        sess = session()
-        clients = sess.__dict__.setdefault("_gantry_clients", {})
-        if service not in clients:
-            clients[service] = sess.client(
-                service, region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG
-            )
-            clients[service].meta.events.register("after-call", _count_retries)
-        return clients[service]
+        wanted = (*key, service)
+        found = _clients.get(wanted)
+        if found is not None and not (key in _expires and _expires[key] - time.time() < 300):
+            return found
+        with _clients_lock:
+            sess = session()
+            if wanted not in _clients:
+                made = sess.client(
+                    service, region_name=region, endpoint_url=endpoint, config=CLIENT_CONFIG
+                )
+                made.meta.events.register("after-call", _count_retries)
+                _clients[wanted] = made
+            return _clients[wanted]
 
     return client

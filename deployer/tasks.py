@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 from typing import Any
 
 import redis
@@ -17,6 +18,7 @@ from deployer import engine, services
 from deployer.errors import backoff
 from gantry.db import is_transient_db_error
 from gantry.request_context import bind
+from gantry.shared_redis import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,10 @@ def _warm_up(**_: object) -> None:
 
     for module in set(MODULES.values()):
         importlib.import_module(f"deployer.resources.{module}")
-    warm_up()
+    warm_up(
+        region=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        endpoint_url=services.sandbox_endpoint() or None,
+    )
 
 
 #: The log context each running task entered (task id -> its ``bind`` block), left when the
@@ -87,7 +92,7 @@ DB_RETRY_CAP = 30.0
 
 def _deliveries(task_id: str) -> int:
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = redis_client()
         key = f"gantry:deliveries:{task_id}"
         count = client.incr(key)
         client.expire(key, 3600)

@@ -387,7 +387,7 @@ class Walk:
         """Whether a forward record can take its next step now (its due time aside)."""
         node = self.node(record)
         if record.state == R.PENDING:
-            return all(self.ready_for(record, d) for d in node.depends_on)
+            return all(self.ready_for(record, d) for d in node.create_after())
         if record.state == R.READY:
             if self.held(record) and record.action == ACT.CREATE:
                 # Created held: released once its path is ready.

@@ -52,6 +52,13 @@ class ResourceNode:
                 found.append(ref.logical_id)
         return found
 
+    def create_after(self) -> list[str]:
+        """What its creation waits for: ``depends_on`` without the orderings only its deletion
+        needs (``meta["delete_order_only"]``: an Elastic IP is released before the internet
+        gateway detaches, but is allocated without one)."""
+        only = set(self.meta.get("delete_order_only") or ())
+        return [d for d in self.depends_on if d not in only]
+
     def order_after(self) -> list[str]:
         """The orderings that are not references: the ``depends_on`` no property shows (a
         route to the internet gateway after its attachment), then what a held resource is

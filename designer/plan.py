@@ -294,9 +294,11 @@ class _Planner:
         count = len(self.lambda_subnets) if self.spec.nat == "per_az" else 1
         for i in range(1, count + 1):
             az = self.azs[i - 1]
-            # An Elastic IP for a VPC needs the internet gateway attached first (CloudFormation
-            # documents the same DependsOn). The reverse edge is what matters on destroy: the
-            # address is released only once the NAT gateway that holds it is deleted.
+            # The Elastic IP is ordered after the internet gateway's attachment for its
+            # deletion: the gateway detaches only once the VPC's public addresses are released
+            # (CloudFormation documents the same DependsOn). Allocating an address needs no
+            # gateway, so the deployer creates it at once (``delete_order_only``): the NAT
+            # gateway, AWS's longest wait, starts as soon as its subnet and the attachment are.
             self.add(
                 f"NatEip{i}",
                 "AWS::EC2::EIP",
@@ -305,6 +307,7 @@ class _Planner:
                 label=f"Elastic IP for NAT ({az})",
                 after=("VpcGatewayAttachment",),
                 az=az,
+                delete_order_only=["VpcGatewayAttachment"],
             )
             self.add(
                 f"NatGateway{i}",

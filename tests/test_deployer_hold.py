@@ -128,6 +128,15 @@ def test_the_function_is_held_at_zero_until_its_traffic_path_is_ready(
     )
     nat_ready = next(e.seq for e in events if e.logical_id == "NatGateway1" and e.state == "ready")
     assert created < nat_ready
+    # The Elastic IP is allocated without waiting for the internet gateway's attachment (AWS
+    # needs none; only its release waits, on destroy), so the NAT gateway starts sooner.
+    eip_created = next(
+        e.seq for e in events if e.logical_id == "NatEip1" and "creating" in e.message
+    )
+    attached = next(
+        e.seq for e in events if e.logical_id == "VpcGatewayAttachment" and e.state == "ready"
+    )
+    assert eip_created < attached
 
 
 def test_a_deployment_makes_at_most_three_aws_calls_per_resource(

@@ -668,6 +668,20 @@ def test_a_lost_response_still_took_effect(aws, proxy, mode) -> None:
     assert control(proxy, "GET", "/_sandbox/stats")[1]["faults"]["lose_response"] == 2
 
 
+def test_stats_give_moto_s_own_time_per_action(aws, proxy) -> None:
+    """What the benchmark reads to tell the emulator's cost from Gantry's: the seconds moto
+    took per action, without the simulated round trip."""
+    control(proxy, "POST", "/_sandbox/config", {"latency_ms": 200})
+    ec2 = aws("ec2")
+    started = time.monotonic()
+    ec2.describe_vpcs()
+    took = time.monotonic() - started
+    stats = control(proxy, "GET", "/_sandbox/stats")[1]
+    assert stats["by_action"]["ec2:DescribeVpcs"] == 1
+    # Moto's share of the call: some, and never the simulated round trip.
+    assert 0 < stats["upstream_seconds"]["ec2:DescribeVpcs"] <= took - 0.2
+
+
 # --- the proxy itself -------------------------------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ forwarded:
 
 - ``GET /_sandbox/config`` / ``POST /_sandbox/config`` (JSON, partial update, validated)
 - ``POST /_sandbox/reset``: forget timelines, counters and fault settings
-- ``GET /_sandbox/stats``: requests seen, faults injected per kind and per action, AWS refusals
+- ``GET /_sandbox/stats``: requests seen, moto's time per action, faults injected per kind and
+  per action, AWS refusals
 - ``GET /_sandbox/resources``: the tracked resources and the state AWS would report now
 - ``GET /_sandbox/health``: is the proxy up, can it reach moto
 
@@ -314,13 +315,17 @@ class SandboxProxy:
                 reply = prepared.replay
             else:
                 try:
+                    started = time.monotonic()
                     reply = self._forward(
                         req.command,
                         req.path,
                         headers,
                         body if prepared.body is None else prepared.body,
                     )
-                    self.state.count_forwarded()
+                    known = call.protocol != protocol.UNKNOWN
+                    self.state.count_forwarded(
+                        call.label if known else "", time.monotonic() - started
+                    )
                 except (OSError, http.client.HTTPException) as exc:
                     log.warning(
                         "sandbox could not reach moto at %s for %s: %s",

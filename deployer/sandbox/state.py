@@ -263,6 +263,8 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)
     faults_by_action: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     simulated: Counter[str] = field(default_factory=Counter)
+    #: Seconds moto took to answer, per action (the emulator's cost, not AWS's).
+    upstream_seconds: Counter[str] = field(default_factory=Counter)
 
 
 class SandboxState:
@@ -412,9 +414,13 @@ class SandboxState:
             if label is not None:
                 self.stats.by_action[label] += 1
 
-    def count_forwarded(self) -> None:
+    def count_forwarded(self, label: str = "", seconds: float = 0.0) -> None:
+        """A call moto answered, and how long moto took over it (its own time, the simulated
+        round trip not included)."""
         with self.lock:
             self.stats.forwarded += 1
+            if label:
+                self.stats.upstream_seconds[label] += seconds
 
     def count_simulated(self, kind: str) -> None:
         with self.lock:
@@ -431,6 +437,10 @@ class SandboxState:
                 "requests": self.stats.requests,
                 "forwarded": self.stats.forwarded,
                 "by_action": dict(self.stats.by_action),
+                "upstream_seconds": {
+                    label: round(seconds, 3)
+                    for label, seconds in self.stats.upstream_seconds.items()
+                },
                 "faults": {
                     **{kind: self.stats.faults.get(kind, 0) for kind in FAULT_KINDS},
                     "total": sum(self.stats.faults.values()),
