@@ -104,45 +104,33 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def _comm(entry: Path) -> str:
-    try:
-        return (entry / "comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _ppid(entry: Path) -> int:
-    try:
-        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) a process and its descendants have used, from /proc: where
-    the machine's two cores went while many deployments ran."""
+def processes() -> dict[int, tuple[int, str, float]]:
+    """Every process, read once from /proc: pid -> (parent pid, name, CPU seconds used)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
+    table: dict[int, tuple[int, str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            name, fields = (entry / "stat").read_text().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, ValueError):
             continue
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    tree, total = {root}, 0.0
-    for pid in sorted(parents):
+        fields = fields.split()
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def cpu_seconds(root: int, table: dict[int, tuple[int, str, float]]) -> float:
+    """CPU seconds (user + system) a process and its descendants have used: where the
+    machine's two cores went while many deployments ran."""
+    tree = {root}
+    for pid in sorted(table):
         p = pid
-        while p in parents and p not in tree and p > 1:
-            p = parents[p]
+        while p in table and p not in tree and p > 1:
+            p = table[p][0]
         if p in tree:
             tree.add(pid)
-    for pid in tree:
-        total += used.get(pid, 0.0)
-    return total
+    return sum(table[pid][2] for pid in tree if pid in table)
 
 
 def _longest(order, starts, weight) -> tuple[float, list[str]]:
@@ -374,30 +362,25 @@ class Bench:
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each process the bench started, and by the bench itself
         (its Django requests and its polls)."""
+        table = processes()
         names = ["emulator", "sandbox", "worker"]
-        used = {name: cpu_seconds(p.pid) for name, p in zip(names, self.procs, strict=False)}
-        used["bench"] = cpu_seconds(os.getpid()) - sum(used.values())
+        used = {n: cpu_seconds(p.pid, table) for n, p in zip(names, self.procs, strict=False)}
+        used["bench"] = cpu_seconds(os.getpid(), table) - sum(used.values())
         if self.database == "postgres":
             # The server's processes, all of them: the bench's database is the only busy one.
             used["postgres"] = sum(
-                cpu_seconds(int(e.name))
-                for e in Path("/proc").iterdir()
-                if e.name.isdigit() and _comm(e) == "postgres" and _ppid(e) == 1
+                cpu_seconds(pid, table)
+                for pid, (parent, name, _) in table.items()
+                if name == "postgres" and parent == 1
             )
         return used
 
+    def stats(self) -> dict:
+        """The sandbox's counters: ``requests``, ``by_action``, ``upstream_seconds``..."""
+        return requests.get(self.sandbox + "/_sandbox/stats", timeout=5).json()
+
     def calls(self) -> int:
-        return requests.get(self.sandbox + "/_sandbox/stats", timeout=5).json().get("requests", 0)
-
-    def moto_seconds(self) -> dict[str, float]:
-        return (
-            requests.get(self.sandbox + "/_sandbox/stats", timeout=5)
-            .json()
-            .get("upstream_seconds", {})
-        )
-
-    def by_action(self) -> dict[str, int]:
-        return requests.get(self.sandbox + "/_sandbox/stats", timeout=5).json().get("by_action", {})
+        return self.stats().get("requests", 0)
 
     def spec(self, kind: str, i: int) -> dict:
         from designer.spec import DEFAULT_SPEC
@@ -441,6 +424,12 @@ def first_create_delay(deployment) -> float:
     return (first - deployment.created_at).total_seconds() if first else float("nan")
 
 
+def since(before: dict, after: dict, counter: str) -> dict:
+    """What one of the sandbox's per-action counters gained between two snapshots."""
+    earlier = before.get(counter, {})
+    return {k: v - earlier.get(k, 0) for k, v in after.get(counter, {}).items()}
+
+
 def verdict(ok: bool) -> str:
     return "meets" if ok else "MISSES"
 
@@ -466,12 +455,13 @@ def run_kind(bench: Bench, kind: str, args) -> bool:
     print(f"physical critical path: {phys_cp:6.2f} s  ({' -> '.join(phys_path)})")
     ok = True
 
-    calls0, actions0 = bench.calls(), bench.by_action()
+    stats0 = bench.stats()
     one, (dep,) = bench.deploy(
         [design_create(team=bench.team, user=bench.user, spec_data=bench.spec(kind, 0))]
     )
-    calls = bench.calls() - calls0
-    actions = {k: v - actions0.get(k, 0) for k, v in bench.by_action().items()}
+    stats = bench.stats()
+    calls = stats["requests"] - stats0["requests"]
+    actions = since(stats0, stats, "by_action")
     top = sorted(((v, k) for k, v in actions.items() if v), reverse=True)[:6]
     makespan = (dep.finished_at - dep.started_at).total_seconds()
     first = first_create_delay(dep)
@@ -552,17 +542,13 @@ def run_parallel(bench: Bench, kind: str, args, one: float) -> bool:
             )
             for i in range(n)
         ]
-        calls0, cpu0, moto0, actions0 = (
-            bench.calls(),
-            bench.cpu(),
-            bench.moto_seconds(),
-            bench.by_action(),
-        )
+        stats0, cpu0 = bench.stats(), bench.cpu()
         many, _ = bench.deploy(designs)
-        calls = bench.calls() - calls0
-        cpu = {k: v - cpu0[k] for k, v in bench.cpu().items()}
-        moto = {k: v - moto0.get(k, 0.0) for k, v in bench.moto_seconds().items()}
-        actions = {k: v - actions0.get(k, 0) for k, v in bench.by_action().items()}
+        stats, cpu = bench.stats(), bench.cpu()
+        calls = stats["requests"] - stats0["requests"]
+        cpu = {k: v - cpu0[k] for k, v in cpu.items()}
+        moto = since(stats0, stats, "upstream_seconds")
+        actions = since(stats0, stats, "by_action")
         budget = 1.3 if n <= 8 else 2.0
         r = many / one
         print(

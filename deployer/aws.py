@@ -106,6 +106,11 @@ _sessions: dict[tuple, boto3.session.Session] = {}
 _clients_lock = threading.Lock()
 
 
+def _stale(key: tuple) -> bool:
+    """Assumed-role credentials last an hour: refresh them well before they expire."""
+    return key in _expires and _expires[key] - time.time() < 300
+
+
 def client_factory(
     *,
     region: str,
@@ -119,8 +124,7 @@ def client_factory(
     key = (os.getpid(), region, endpoint, role_arn, external_id)
 
     def session() -> boto3.session.Session:
-        # Assumed-role credentials last an hour: refresh them well before they expire.
-        if key in _expires and _expires[key] - time.time() < 300:
+        if _stale(key):
             _sessions.pop(key, None)
             _expires.pop(key, None)
             for cached in [k for k in _clients if k[:-1] == key]:
@@ -148,7 +152,7 @@ def client_factory(
     def client(service: str) -> Any:
         wanted = (*key, service)
         found = _clients.get(wanted)
-        if found is not None and not (key in _expires and _expires[key] - time.time() < 300):
+        if found is not None and not _stale(key):
             return found
         with _clients_lock:
             sess = session()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -40,6 +41,17 @@ def _redis() -> redis.Redis:
     return redis_client()
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to save (the walker's ``Emitted`` has the same fields)."""
+
+    kind: str
+    message: str
+    logical_id: str = ""
+    state: str = ""
+    data: dict[str, Any] | None = None
+
+
 def append(
     deployment: Deployment,
     *,
@@ -54,65 +66,23 @@ def append(
     The caller holds the deployment's row lock (or has just created the row), and saves the
     deployment afterwards so ``last_event_seq`` is kept.
     """
-    deployment.last_event_seq += 1
-    Deployment.objects.filter(pk=deployment.pk).update(last_event_seq=deployment.last_event_seq)
-    event = DeploymentEvent.objects.create(
-        deployment=deployment,
-        # Every event belongs to the run in progress (the create, an update, the destroy).
-        run_id=deployment.current_run_id,
-        seq=deployment.last_event_seq,
-        kind=kind,
-        message=message,
-        logical_id=logical_id,
-        state=state,
-        data=data or {},
-    )
-    payload = json.dumps(event.to_json())
-    transaction.on_commit(lambda: publish(deployment.pk, payload))
+    (event,) = append_many(deployment, [NewEvent(kind, message, logical_id, state, data)])
     return event
 
 
-def publish(deployment_id: int, payload: str) -> None:
-    try:
-        _redis().publish(channel(deployment_id), payload)
-    except redis.RedisError:
-        # The row is saved; a page that missed the push backfills it by number.
-        logger.warning("could not publish deployment event", exc_info=True)
-
-
-def publish_many(deployment_id: int, payloads: list[str]) -> None:
-    """A pass's events in one round trip (a pipeline, not a transaction)."""
-    try:
-        pipe = _redis().pipeline(transaction=False)
-        for payload in payloads:
-            pipe.publish(channel(deployment_id), payload)
-        pipe.execute()
-    except redis.RedisError:
-        logger.warning("could not publish deployment events", exc_info=True)
-
-
-def subscribe(deployment_id: int) -> redis.client.PubSub:
-    """A subscription to the deployment's live events (for a waiting CLI)."""
-    pubsub = _redis().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(channel(deployment_id))
-    return pubsub
-
-
-def events_after(deployment: Deployment, after: int, limit: int = 1000) -> list[DeploymentEvent]:
-    return list(deployment.events.filter(seq__gt=after).order_by("seq")[:limit])
-
-
 def append_many(deployment: Deployment, emitted: Iterable[Any]) -> list[DeploymentEvent]:
-    """Several events at once (what a pass saw): numbered in order under the caller's row
-    lock like :func:`append`, saved in one insert and published in one pipeline after
-    commit. Each of ``emitted`` has ``kind``, ``message``, ``logical_id``, ``state`` and
-    ``data``."""
+    """Several events at once (what a pass saw), as :func:`append` saves one: numbered in
+    order under the caller's row lock, saved in one insert and published in one pipeline
+    after commit. Each of ``emitted`` has ``kind``, ``message``, ``logical_id``, ``state`` and
+    ``data`` (a :class:`NewEvent`, or the walker's ``Emitted``)."""
     rows = []
     for e in emitted:
         deployment.last_event_seq += 1
         rows.append(
             DeploymentEvent(
                 deployment=deployment,
+                # Every event belongs to the run in progress (the create, an update, the
+                # destroy).
                 run_id=deployment.current_run_id,
                 seq=deployment.last_event_seq,
                 kind=e.kind,
@@ -127,5 +97,28 @@ def append_many(deployment: Deployment, emitted: Iterable[Any]) -> list[Deployme
     Deployment.objects.filter(pk=deployment.pk).update(last_event_seq=deployment.last_event_seq)
     saved = DeploymentEvent.objects.bulk_create(rows)
     payloads = [json.dumps(event.to_json()) for event in saved]
-    transaction.on_commit(lambda: publish_many(deployment.pk, payloads))
+    transaction.on_commit(lambda: publish(deployment.pk, payloads))
     return saved
+
+
+def publish(deployment_id: int, payloads: list[str]) -> None:
+    """Events in one round trip (a pipeline, not a transaction)."""
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for payload in payloads:
+            pipe.publish(channel(deployment_id), payload)
+        pipe.execute()
+    except redis.RedisError:
+        # The rows are saved; a page that missed the push backfills them by number.
+        logger.warning("could not publish deployment events", exc_info=True)
+
+
+def subscribe(deployment_id: int) -> redis.client.PubSub:
+    """A subscription to the deployment's live events (for a waiting CLI)."""
+    pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel(deployment_id))
+    return pubsub
+
+
+def events_after(deployment: Deployment, after: int, limit: int = 1000) -> list[DeploymentEvent]:
+    return list(deployment.events.filter(seq__gt=after).order_by("seq")[:limit])
